@@ -1,0 +1,17 @@
+# Shared compile settings for RotateK targets.
+function(rk_target_warnings target)
+  if(CMAKE_C_COMPILER_ID MATCHES "GNU|Clang")
+    target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:C>:-Wall -Wextra -Wshadow -Wno-unused-parameter>)
+  endif()
+endfunction()
+
+# Embed a text file (kernel source) as a C string: generates ${out_c} defining
+# `const char ${symbol}[]`. Used for shaders/*.cl and SPIR-V blobs alike (binary-safe).
+function(rk_embed_file input out_c symbol)
+  add_custom_command(
+    OUTPUT ${out_c}
+    COMMAND ${CMAKE_COMMAND} -DIN=${input} -DOUT=${out_c} -DSYMBOL=${symbol}
+            -P ${PROJECT_SOURCE_DIR}/cmake/RotateKEmbed.cmake
+    DEPENDS ${input} ${PROJECT_SOURCE_DIR}/cmake/RotateKEmbed.cmake
+    COMMENT "Embedding ${input}")
+endfunction()

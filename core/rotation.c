@@ -1,0 +1,381 @@
+/* Rotation state: accumulate span moments and observed queries, fit each head's basis. */
+#include "rotation.h"
+#include "pca.h"
+#include "tensor.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void rk_rotation_config_init(rk_rotation_config *cfg) {
+    if (!cfg) return;
+    memset(cfg, 0, sizeof *cfg);
+    cfg->struct_size = sizeof *cfg;
+    cfg->n_seq = 1;
+    cfg->n_kv_heads = 1;
+    cfg->n_q_heads = 1;
+    cfg->head_dim = 128;
+    cfg->rank = 32;
+    cfg->budget = 0;
+    cfg->rank_multiple = 8;
+    cfg->method = RK_METHOD_PCA_QWEIGHTED;
+    cfg->solver = RK_SOLVER_EXACT;
+    cfg->subspace_iters = 6;
+    cfg->ridge = 1e-6;
+    cfg->qnorm_floor = 0.05;
+    cfg->seed = 0x5eed;
+}
+
+static rk_status rk_rotation_check_config(rk_context *ctx, const rk_rotation_config *c) {
+    if (c->struct_size != sizeof *c)
+        return rk_fail(ctx, RK_ERR_INVALID_ARG, "rk_rotation_config.struct_size is %u, expected %zu"
+                       " (call rk_rotation_config_init)", c->struct_size, sizeof *c);
+    if (c->n_seq <= 0 || c->n_kv_heads <= 0 || c->n_q_heads <= 0 || c->head_dim <= 0)
+        return rk_fail(ctx, RK_ERR_INVALID_ARG, "n_seq, n_kv_heads, n_q_heads, head_dim must be > 0"
+                       " (got %d, %d, %d, %d)", c->n_seq, c->n_kv_heads, c->n_q_heads, c->head_dim);
+    if (c->n_q_heads % c->n_kv_heads != 0)
+        return rk_fail(ctx, RK_ERR_HEAD_MISMATCH, "%d query heads are not a multiple of %d KV heads",
+                       c->n_q_heads, c->n_kv_heads);
+    if (c->rank <= 0 || c->rank > c->head_dim)
+        return rk_fail(ctx, RK_ERR_INVALID_RANK, "rank %d outside [1, head_dim %d]", c->rank,
+                       c->head_dim);
+    if ((unsigned)c->method > RK_METHOD_RANDOM)
+        return rk_fail(ctx, RK_ERR_INVALID_ARG, "unknown method %d", (int)c->method);
+    if ((unsigned)c->solver > RK_SOLVER_SUBSPACE)
+        return rk_fail(ctx, RK_ERR_INVALID_ARG, "unknown solver %d", (int)c->solver);
+    if (c->subspace_iters < 1 || c->subspace_iters > 1000)
+        return rk_fail(ctx, RK_ERR_INVALID_ARG, "subspace_iters %d outside [1, 1000]",
+                       c->subspace_iters);
+    if (!(c->ridge >= 0 && c->ridge < 1) || !(c->qnorm_floor >= 0 && c->qnorm_floor <= 1))
+        return rk_fail(ctx, RK_ERR_INVALID_ARG, "ridge must be in [0, 1) and qnorm_floor in [0, 1]");
+    if (c->budget != 0) {
+        if (c->rank_multiple <= 0 || c->rank % c->rank_multiple != 0)
+            return rk_fail(ctx, RK_ERR_INVALID_ARG, "rank %d must be a positive multiple of "
+                           "rank_multiple %d under a budget", c->rank, c->rank_multiple);
+        if (c->budget < c->n_kv_heads * c->rank_multiple || c->budget > c->n_kv_heads * c->rank)
+            return rk_fail(ctx, RK_ERR_INVALID_ARG, "budget %d outside [%d, %d] (heads × multiple,"
+                           " heads × rank)", c->budget, c->n_kv_heads * c->rank_multiple,
+                           c->n_kv_heads * c->rank);
+    }
+    return RK_OK;
+}
+
+rk_status rk_rotation_create(rk_context *ctx, const rk_rotation_config *cfg, rk_rotation **out) {
+    if (!ctx || !cfg || !out) return rk_fail(ctx, RK_ERR_NULL_ARG, "rk_rotation_create: NULL argument");
+    *out = NULL;
+    rk_status st = rk_rotation_check_config(ctx, cfg);
+    if (st != RK_OK) return st;
+    rk_rotation *rot = calloc(1, sizeof *rot);
+    if (!rot) return rk_fail(ctx, RK_ERR_OUT_OF_MEMORY, "rotation state");
+    rot->ctx = ctx;
+    rot->cfg = *cfg;
+    size_t nh = (size_t)cfg->n_seq * cfg->n_kv_heads, d = (size_t)cfg->head_dim, r = (size_t)cfg->rank;
+    rot->n_heads = (int)nh;
+    rot->count = calloc(nh, sizeof(int64_t));
+    rot->q_count = calloc(nh, sizeof(int64_t));
+    rot->mean = calloc(nh * d, sizeof(double));
+    rot->scatter = calloc(nh * d * d, sizeof(double));
+    rot->q_sumsq = calloc(nh * d, sizeof(double));
+    rot->R = calloc(nh * d * r, sizeof(float));
+    rot->dmu = calloc(nh * d, sizeof(float));
+    rot->ranks = calloc(nh, sizeof(int32_t));
+    rot->spectrum = calloc(nh * d, sizeof(double));
+    if (!rot->count || !rot->q_count || !rot->mean || !rot->scatter || !rot->q_sumsq || !rot->R ||
+        !rot->dmu || !rot->ranks || !rot->spectrum) {
+        rk_rotation_destroy(rot);
+        return rk_fail(ctx, RK_ERR_OUT_OF_MEMORY, "rotation state for %zu heads, d %zu", nh, d);
+    }
+    st = rk_buffer_alloc(ctx, nh * d * r * sizeof(float), &rot->R_dev);
+    if (st == RK_OK) st = rk_buffer_alloc(ctx, nh * d * sizeof(float), &rot->dmu_dev);
+    if (st != RK_OK) {
+        rk_rotation_destroy(rot);
+        return st;
+    }
+    *out = rot;
+    return RK_OK;
+}
+
+void rk_rotation_destroy(rk_rotation *rot) {
+    if (!rot) return;
+    rk_buffer_free(rot->R_dev);
+    rk_buffer_free(rot->dmu_dev);
+    free(rot->count); free(rot->q_count); free(rot->mean); free(rot->scatter); free(rot->q_sumsq);
+    free(rot->R); free(rot->dmu); free(rot->ranks); free(rot->spectrum);
+    free(rot);
+}
+
+static rk_status rk_check_lengths(rk_context *ctx, const int32_t *n_tokens, int n, int64_t cap,
+                                  int32_t *resolved) {
+    for (int b = 0; b < n; b++) {
+        int64_t t = n_tokens ? n_tokens[b] : cap;
+        if (t < 0 || t > cap)
+            return rk_fail(ctx, RK_ERR_OUT_OF_RANGE, "n_tokens[%d] = %lld outside [0, %lld]", b,
+                           (long long)t, (long long)cap);
+        resolved[b] = (int32_t)t;
+    }
+    return RK_OK;
+}
+
+rk_status rk_rotation_accumulate(rk_rotation *rot, const rk_tensor *keys, const int32_t *n_tokens) {
+    if (!rot) return RK_ERR_NULL_ARG;
+    rk_context *ctx = rot->ctx;
+    const rk_rotation_config *c = &rot->cfg;
+    if (rot->final)
+        return rk_fail(ctx, RK_ERR_BAD_STATE, "rotation already finalized; create a new one");
+    const int64_t want[4] = {c->n_seq, c->n_kv_heads, RK_ANY, c->head_dim};
+    rk_status st = rk_tensor_check(ctx, keys, "keys", RK_ANY, want);
+    if (st != RK_OK) return st;
+    if (keys->dtype == RK_I32) return rk_fail(ctx, RK_ERR_DTYPE_MISMATCH, "keys must be f32/f16/bf16");
+
+    size_t nh = (size_t)rot->n_heads, d = (size_t)c->head_dim;
+    int32_t *lens = malloc(sizeof(int32_t) * (size_t)c->n_seq);
+    double *mean = malloc(sizeof(double) * nh * d);
+    double *scatter = malloc(sizeof(double) * nh * d * d);
+    if (!lens || !mean || !scatter) {
+        st = rk_fail(ctx, RK_ERR_OUT_OF_MEMORY, "accumulate scratch");
+        goto done;
+    }
+    st = rk_check_lengths(ctx, n_tokens, c->n_seq, keys->ne[2], lens);
+    if (st != RK_OK) goto done;
+    rk_op_moments op = {keys, lens, c->n_seq, c->n_kv_heads, c->head_dim, mean, scatter};
+    st = ctx->be->moments(ctx, &op);
+    if (st != RK_OK) goto done;
+    for (size_t h = 0; h < nh; h++) {
+        int64_t nb = lens[h / (size_t)c->n_kv_heads];
+        if (nb == 0) continue;
+        if (!rk_all_finite_f64(mean + h * d, d) || !rk_all_finite_f64(scatter + h * d * d, d * d)) {
+            st = rk_fail(ctx, RK_ERR_NON_FINITE, "keys of sequence %zu, KV head %zu contain NaN or "
+                         "Inf; nothing was accumulated", h / (size_t)c->n_kv_heads,
+                         h % (size_t)c->n_kv_heads);
+            goto done;
+        }
+    }
+    /* Merge chunk moments (Chan et al.): stable for any chunking. */
+    for (size_t h = 0; h < nh; h++) {
+        int64_t na = rot->count[h], nb = lens[h / (size_t)c->n_kv_heads];
+        if (nb == 0) continue;
+        double n = (double)(na + nb), fa = (double)na * (double)nb / n;
+        double *ma = rot->mean + h * d, *Sa = rot->scatter + h * d * d;
+        const double *mb = mean + h * d, *Sb = scatter + h * d * d;
+        for (size_t i = 0; i < d; i++)
+            for (size_t j = 0; j < d; j++)
+                Sa[i * d + j] += Sb[i * d + j] + (mb[i] - ma[i]) * (mb[j] - ma[j]) * fa;
+        for (size_t i = 0; i < d; i++) ma[i] += (mb[i] - ma[i]) * ((double)nb / n);
+        rot->count[h] = na + nb;
+    }
+done:
+    free(lens); free(mean); free(scatter);
+    return st;
+}
+
+rk_status rk_rotation_observe(rk_rotation *rot, const rk_tensor *queries, const int32_t *n_tokens) {
+    if (!rot) return RK_ERR_NULL_ARG;
+    rk_context *ctx = rot->ctx;
+    const rk_rotation_config *c = &rot->cfg;
+    if (rot->final)
+        return rk_fail(ctx, RK_ERR_BAD_STATE, "rotation already finalized; create a new one");
+    const int64_t want[4] = {c->n_seq, c->n_q_heads, RK_ANY, c->head_dim};
+    rk_status st = rk_tensor_check(ctx, queries, "queries", RK_ANY, want);
+    if (st != RK_OK) return st;
+    if (queries->dtype == RK_I32) return rk_fail(ctx, RK_ERR_DTYPE_MISMATCH, "queries must be float");
+    size_t W = (size_t)queries->ne[2], d = (size_t)c->head_dim, hq = (size_t)c->n_q_heads;
+    size_t total = (size_t)c->n_seq * hq * W * d;
+    int32_t *lens = malloc(sizeof(int32_t) * (size_t)c->n_seq);
+    float *q = malloc(sizeof(float) * total);
+    if (!lens || !q) {
+        st = rk_fail(ctx, RK_ERR_OUT_OF_MEMORY, "observe scratch");
+        goto done;
+    }
+    st = rk_check_lengths(ctx, n_tokens, c->n_seq, (int64_t)W, lens);
+    if (st == RK_OK) st = rk_tensor_read_f32(ctx, queries, q);
+    if (st != RK_OK) goto done;
+    for (int b = 0; b < c->n_seq; b++)
+        for (size_t h = 0; h < hq; h++)
+            if (!rk_all_finite_f32(q + ((size_t)b * hq + h) * W * d, (size_t)lens[b] * d)) {
+                st = rk_fail(ctx, RK_ERR_NON_FINITE, "queries of sequence %d, head %zu contain NaN "
+                             "or Inf; nothing was observed", b, h);
+                goto done;
+            }
+    size_t group = hq / (size_t)c->n_kv_heads;
+    for (int b = 0; b < c->n_seq; b++)
+        for (size_t h = 0; h < hq; h++) {
+            size_t head = (size_t)b * (size_t)c->n_kv_heads + h / group;
+            const float *qh = q + ((size_t)b * hq + h) * W * d;
+            double *acc = rot->q_sumsq + head * d;
+            for (int t = 0; t < lens[b]; t++)
+                for (size_t i = 0; i < d; i++) acc[i] += (double)qh[t * d + i] * qh[t * d + i];
+            rot->q_count[head] += lens[b];
+        }
+done:
+    free(lens); free(q);
+    return st;
+}
+
+const double *rk_rotation_qms(const rk_rotation *rot, int head, double *scratch) {
+    if (rot->q_count[head] == 0) return NULL;
+    size_t d = (size_t)rot->cfg.head_dim;
+    for (size_t i = 0; i < d; i++)
+        scratch[i] = rot->q_sumsq[(size_t)head * d + i] / (double)rot->q_count[head];
+    return scratch;
+}
+
+/* Fit one head: R [d][rank] (columns past the head's rank zero), spectrum [d]. */
+static rk_status rk_fit_head(rk_rotation *rot, int h, double *C, double *qms_buf, double *R) {
+    const rk_rotation_config *c = &rot->cfg;
+    int d = c->head_dim, r = c->rank;
+    double *spec = rot->spectrum + (size_t)h * d;
+    const double *mean = rot->mean + (size_t)h * d;
+    const double *qms = rk_rotation_qms(rot, h, qms_buf);
+    double n = (double)rot->count[h];
+    for (int i = 0; i < d * d; i++) C[i] = rot->scatter[(size_t)h * d * d + i] / n;
+    memset(spec, 0, sizeof(double) * (size_t)d);
+    switch (c->method) {
+    case RK_METHOD_THINK: {
+        /* mean(K²) per channel = variance + mean² */
+        double *k2 = spec; /* reuse: overwritten by the scores below */
+        for (int i = 0; i < d; i++) k2[i] = C[i * d + i] + mean[i] * mean[i];
+        double *tmp = malloc(sizeof(double) * (size_t)d);
+        if (!tmp) return RK_ERR_OUT_OF_MEMORY;
+        memcpy(tmp, k2, sizeof(double) * (size_t)d);
+        memset(spec, 0, sizeof(double) * (size_t)d);
+        rk_pca_think(qms, tmp, d, r, spec, R);
+        free(tmp);
+        return RK_OK;
+    }
+    case RK_METHOD_RANDOM:
+        return rk_pca_random_basis(c->seed + (uint64_t)h, d, r, R);
+    case RK_METHOD_PCA_QWEIGHTED:
+    case RK_METHOD_PCA_PLAIN:
+        rk_pca_weight(C, c->method == RK_METHOD_PCA_QWEIGHTED ? qms : NULL, d, c->qnorm_floor,
+                      c->ridge);
+        if (c->solver == RK_SOLVER_EXACT) return rk_pca_exact(C, d, r, spec, R);
+        return rk_pca_subspace(C, d, r, c->subspace_iters, c->seed + (uint64_t)h, spec, R);
+    }
+    return RK_ERR_INVALID_ARG;
+}
+
+rk_status rk_rotation_finalize(rk_rotation *rot) {
+    if (!rot) return RK_ERR_NULL_ARG;
+    rk_context *ctx = rot->ctx;
+    const rk_rotation_config *c = &rot->cfg;
+    if (rot->final) return rk_fail(ctx, RK_ERR_BAD_STATE, "rotation already finalized");
+    int any = 0;
+    for (int h = 0; h < rot->n_heads; h++) any |= rot->count[h] > 0;
+    if (!any) return rk_fail(ctx, RK_ERR_BAD_STATE, "no keys accumulated; call rk_rotation_accumulate");
+    int needs_q = c->method == RK_METHOD_PCA_QWEIGHTED || c->method == RK_METHOD_THINK;
+    for (int h = 0; needs_q && h < rot->n_heads; h++)
+        if (rot->count[h] > 0 && rot->q_count[h] == 0)
+            return rk_fail(ctx, RK_ERR_BAD_STATE, "method needs observed queries (sequence %d, KV "
+                           "head %d has none): call rk_rotation_observe or use RK_METHOD_PCA_PLAIN",
+                           h / c->n_kv_heads, h % c->n_kv_heads);
+    size_t d = (size_t)c->head_dim, r = (size_t)c->rank;
+    double *C = malloc(sizeof(double) * (d * d + d * r + 2 * d));
+    if (!C) return rk_fail(ctx, RK_ERR_OUT_OF_MEMORY, "finalize scratch");
+    double *R = C + d * d, *qms = R + d * r, *dmu = qms + d;
+    rk_status st = RK_OK;
+    for (int h = 0; h < rot->n_heads && st == RK_OK; h++) {
+        rot->ranks[h] = c->rank;
+        if (rot->count[h] == 0) { /* a sequence with no span: identity columns, no correction */
+            memset(R, 0, sizeof(double) * d * r);
+            for (size_t j = 0; j < r; j++) R[j * r + j] = 1.0;
+            memset(dmu, 0, sizeof(double) * d);
+        } else {
+            st = rk_fit_head(rot, h, C, qms, R);
+            if (st != RK_OK) {
+                st = rk_fail(ctx, st, "basis fit failed for sequence %d, KV head %d",
+                             h / c->n_kv_heads, h % c->n_kv_heads);
+                break;
+            }
+            if (c->method == RK_METHOD_THINK) memset(dmu, 0, sizeof(double) * d);
+            else rk_pca_mean_correction(rot->mean + (size_t)h * d, R, (int)d, (int)r, dmu);
+        }
+        for (size_t i = 0; i < d * r; i++) rot->R[(size_t)h * d * r + i] = (float)R[i];
+        for (size_t i = 0; i < d; i++) rot->dmu[(size_t)h * d + i] = (float)dmu[i];
+    }
+    if (st == RK_OK && c->budget > 0) {
+        /* Re-rank per sequence, zero the dropped columns, recompute δμ for the kept ones. */
+        for (int b = 0; b < c->n_seq && st == RK_OK; b++) {
+            int32_t *ranks = rot->ranks + (size_t)b * c->n_kv_heads;
+            st = rk_budget_allocate(rot->spectrum + (size_t)b * c->n_kv_heads * d, c->n_kv_heads,
+                                    (int)d, c->budget, c->rank_multiple, c->rank, ranks);
+            for (int g = 0; g < c->n_kv_heads && st == RK_OK; g++) {
+                size_t h = (size_t)b * c->n_kv_heads + g;
+                float *Rh = rot->R + h * d * r;
+                for (size_t i = 0; i < d; i++)
+                    for (size_t j = (size_t)ranks[g]; j < r; j++) Rh[i * r + j] = 0.0f;
+                if (c->method != RK_METHOD_THINK && rot->count[h] > 0) {
+                    for (size_t i = 0; i < d * r; i++) R[i] = Rh[i];
+                    rk_pca_mean_correction(rot->mean + h * d, R, (int)d, (int)r, dmu);
+                    for (size_t i = 0; i < d; i++) rot->dmu[h * d + i] = (float)dmu[i];
+                }
+            }
+        }
+        if (st != RK_OK) st = rk_fail(ctx, st, "budget allocation failed");
+    }
+    free(C);
+    if (st != RK_OK) return st;
+    st = rk_buffer_upload(rot->R_dev, 0, rot->R, (size_t)rot->n_heads * d * r * sizeof(float));
+    if (st == RK_OK) st = rk_buffer_upload(rot->dmu_dev, 0, rot->dmu, (size_t)rot->n_heads * d * sizeof(float));
+    if (st == RK_OK) rot->final = 1;
+    return st;
+}
+
+static rk_status rk_rotation_need_final(const rk_rotation *rot) {
+    if (!rot->final)
+        return rk_fail(rot->ctx, RK_ERR_BAD_STATE, "rotation not finalized (rk_rotation_finalize "
+                       "or rk_rotation_set_basis first)");
+    return RK_OK;
+}
+
+rk_status rk_rotation_get_basis(const rk_rotation *rot, float *R, float *dmu) {
+    if (!rot || (!R && !dmu)) return rot ? rk_fail(rot->ctx, RK_ERR_NULL_ARG, "R and dmu both NULL") : RK_ERR_NULL_ARG;
+    rk_status st = rk_rotation_need_final(rot);
+    if (st != RK_OK) return st;
+    size_t nh = (size_t)rot->n_heads, d = (size_t)rot->cfg.head_dim, r = (size_t)rot->cfg.rank;
+    if (R) memcpy(R, rot->R, nh * d * r * sizeof(float));
+    if (dmu) memcpy(dmu, rot->dmu, nh * d * sizeof(float));
+    return RK_OK;
+}
+
+rk_status rk_rotation_get_ranks(const rk_rotation *rot, int32_t *ranks) {
+    if (!rot || !ranks) return rot ? rk_fail(rot->ctx, RK_ERR_NULL_ARG, "ranks is NULL") : RK_ERR_NULL_ARG;
+    rk_status st = rk_rotation_need_final(rot);
+    if (st == RK_OK) memcpy(ranks, rot->ranks, sizeof(int32_t) * (size_t)rot->n_heads);
+    return st;
+}
+
+rk_status rk_rotation_get_spectrum(const rk_rotation *rot, double *eigenvalues) {
+    if (!rot || !eigenvalues) return rot ? rk_fail(rot->ctx, RK_ERR_NULL_ARG, "eigenvalues is NULL") : RK_ERR_NULL_ARG;
+    rk_status st = rk_rotation_need_final(rot);
+    if (st == RK_OK)
+        memcpy(eigenvalues, rot->spectrum, sizeof(double) * (size_t)rot->n_heads * rot->cfg.head_dim);
+    return st;
+}
+
+rk_status rk_rotation_get_moments(const rk_rotation *rot, double *mean, double *cov) {
+    if (!rot || (!mean && !cov)) return rot ? rk_fail(rot->ctx, RK_ERR_NULL_ARG, "mean and cov both NULL") : RK_ERR_NULL_ARG;
+    size_t nh = (size_t)rot->n_heads, d = (size_t)rot->cfg.head_dim;
+    for (size_t h = 0; h < nh; h++) {
+        double n = rot->count[h] > 0 ? (double)rot->count[h] : 1.0;
+        if (mean) memcpy(mean + h * d, rot->mean + h * d, sizeof(double) * d);
+        if (cov)
+            for (size_t i = 0; i < d * d; i++) cov[h * d * d + i] = rot->scatter[h * d * d + i] / n;
+    }
+    return RK_OK;
+}
+
+rk_status rk_rotation_set_basis(rk_rotation *rot, const float *R, const float *dmu) {
+    if (!rot || !R || !dmu) return rot ? rk_fail(rot->ctx, RK_ERR_NULL_ARG, "R or dmu is NULL") : RK_ERR_NULL_ARG;
+    size_t nh = (size_t)rot->n_heads, d = (size_t)rot->cfg.head_dim, r = (size_t)rot->cfg.rank;
+    if (!rk_all_finite_f32(R, nh * d * r) || !rk_all_finite_f32(dmu, nh * d))
+        return rk_fail(rot->ctx, RK_ERR_NON_FINITE, "R or dmu contains NaN or Inf");
+    rk_status st = rk_buffer_upload(rot->R_dev, 0, R, nh * d * r * sizeof(float));
+    if (st == RK_OK) st = rk_buffer_upload(rot->dmu_dev, 0, dmu, nh * d * sizeof(float));
+    if (st != RK_OK) return st;
+    memcpy(rot->R, R, nh * d * r * sizeof(float));
+    memcpy(rot->dmu, dmu, nh * d * sizeof(float));
+    for (size_t h = 0; h < nh; h++) rot->ranks[h] = (int32_t)r;
+    memset(rot->spectrum, 0, sizeof(double) * nh * d);
+    rot->final = 1;
+    return RK_OK;
+}
