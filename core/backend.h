@@ -130,6 +130,10 @@ typedef struct rk_backend_iface {
     rk_status (*decode)(rk_context *ctx, const rk_op_decode *op);
     /* OPTIONAL: default is the core's host implementation (core/pca.c) */
     rk_status (*subspace)(rk_context *ctx, const rk_op_subspace *op);
+    /* OPTIONAL: read every byte of a buffer once and reduce it to a value the device keeps (so
+     * nothing is optimized away); rk_measure_read_bandwidth times it to give benchmarks the
+     * device's achievable read bandwidth. */
+    rk_status (*read_probe)(rk_context *ctx, void *handle, size_t bytes);
     /* OPTIONAL: baselines */
     rk_status (*spark_compress)(rk_context *ctx, const rk_op_spark_compress *op);
     rk_status (*spark_decode)(rk_context *ctx, const rk_op_spark_decode *op);

@@ -260,6 +260,12 @@ RK_API rk_status rk_decode_spark(rk_context *ctx, const rk_decode_args *args,
                                  const rk_tensor *values, const rk_tensor *indices,
                                  const rk_tensor *fill);
 
+/* ---- diagnostics ---------------------------------------------------------------------------- */
+/* Achievable read bandwidth of the context's device in GB/s (1e9 bytes/s): the median of `reps`
+ * timed read-and-reduce passes over a library buffer of `bytes`. RK_ERR_UNSUPPORTED when the
+ * backend has no probe. For benchmarks: compare achieved GB/s with this, measured in one run. */
+RK_API rk_status rk_measure_read_bandwidth(rk_context *ctx, size_t bytes, int reps, double *gbps);
+
 #ifdef __cplusplus
 }
 #endif
