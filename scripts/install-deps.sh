@@ -7,7 +7,7 @@ packages=(
   liblapacke-dev libcjson-dev                                   # core: eigensolver, manifests
   ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo libclblast-dev   # OpenCL (+ PoCL on the CPU)
   hipcc libamdhip64-dev rocm-device-libs                         # HIP (compile only without an AMD GPU)
-  python3                                                        # vector/manifest checks
+  python3 valgrind                                               # vector checks, leak tests
 )
 missing=()
 for p in "${packages[@]}"; do
