@@ -104,6 +104,18 @@ typedef struct rk_op_subspace {
     uint64_t seed;
 } rk_op_subspace;
 
+/* The whole RK_SOLVER_SUBSPACE fit of n heads on the device: from the start
+ * rk_pca_random_start(seeds[k], d, p), `iters` rounds of C·V + CholeskyQR2, then Rayleigh-Ritz.
+ * R [n][d][r] out: Ritz vectors sorted by descending Ritz value, sign convention applied (as
+ * rk_pca_subspace); evals [n][r] the Ritz values. C are the weighted, ridged covariances. All
+ * arrays host, f64. RK_ERR_UNSUPPORTED: past the device path (the core then fits on the host). */
+typedef struct rk_op_rotation_fit {
+    const double *C;
+    const uint64_t *seeds;
+    double *R, *evals;
+    int n, d, r, p, iters;
+} rk_op_rotation_fit;
+
 typedef struct rk_backend_iface {
     const char *name;
 
@@ -137,6 +149,8 @@ typedef struct rk_backend_iface {
     /* OPTIONAL: baselines */
     rk_status (*spark_compress)(rk_context *ctx, const rk_op_spark_compress *op);
     rk_status (*spark_decode)(rk_context *ctx, const rk_op_spark_decode *op);
+    /* OPTIONAL: RK_SOLVER_SUBSPACE fits on the device (default: core/pca.c on the host) */
+    rk_status (*rotation_fit)(rk_context *ctx, const rk_op_rotation_fit *op);
 } rk_backend_iface;
 
 /* Backends compiled in (core/registry.c). Each backend folder defines one of these. */

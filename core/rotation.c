@@ -254,6 +254,52 @@ static rk_status rk_fit_head(rk_rotation *rot, int h, double *C, double *qms_buf
     return RK_ERR_INVALID_ARG;
 }
 
+/* RK_SOLVER_SUBSPACE on a backend that fits on the device: every head with keys in one call.
+ * *out gets R [n_heads][d][rank] (heads without keys left unset) and the spectra are filled;
+ * RK_ERR_UNSUPPORTED (and *out NULL) when the host should fit instead. */
+static rk_status rk_fit_on_device(rk_rotation *rot, double **out) {
+    const rk_rotation_config *c = &rot->cfg;
+    rk_context *ctx = rot->ctx;
+    *out = NULL;
+    if (c->solver != RK_SOLVER_SUBSPACE || !ctx->be->rotation_fit ||
+        (c->method != RK_METHOD_PCA_QWEIGHTED && c->method != RK_METHOD_PCA_PLAIN))
+        return RK_ERR_UNSUPPORTED;
+    const int d = c->head_dim, r = c->rank, p = rk_pca_subspace_width(d, r);
+    const size_t dd = (size_t)d * d, dr = (size_t)d * r;
+    int n = 0;
+    for (int h = 0; h < rot->n_heads; h++) n += rot->count[h] > 0;
+    double *C = malloc(sizeof(double) * ((size_t)n * (dd + dr + (size_t)r) + (size_t)d));
+    double *all_R = malloc(sizeof(double) * (size_t)rot->n_heads * dr);
+    int *heads = malloc(sizeof(int) * (size_t)n);
+    uint64_t *seeds = malloc(sizeof(uint64_t) * (size_t)n);
+    if (!C || !all_R || !heads || !seeds) {
+        free(C); free(all_R); free(heads); free(seeds);
+        return rk_fail(ctx, RK_ERR_OUT_OF_MEMORY, "device fit scratch");
+    }
+    double *R = C + (size_t)n * dd, *ev = R + (size_t)n * dr, *qms = ev + (size_t)n * r;
+    for (int h = 0, k = 0; h < rot->n_heads; h++) {
+        if (rot->count[h] == 0) continue;
+        double *Ck = C + (size_t)k * dd, cnt = (double)rot->count[h];
+        for (size_t i = 0; i < dd; i++) Ck[i] = rot->scatter[(size_t)h * dd + i] / cnt;
+        rk_pca_weight(Ck, c->method == RK_METHOD_PCA_QWEIGHTED ? rk_rotation_qms(rot, h, qms) : NULL,
+                      d, c->qnorm_floor, c->ridge);
+        seeds[k] = c->seed + (uint64_t)h; /* the host solver's start */
+        heads[k++] = h;
+    }
+    rk_op_rotation_fit op = {C, seeds, R, ev, n, d, r, p, c->subspace_iters};
+    rk_status st = ctx->be->rotation_fit(ctx, &op);
+    for (int k = 0; k < n && st == RK_OK; k++) {
+        double *spec = rot->spectrum + (size_t)heads[k] * d;
+        memcpy(all_R + (size_t)heads[k] * dr, R + (size_t)k * dr, sizeof(double) * dr);
+        memset(spec, 0, sizeof(double) * (size_t)d);
+        memcpy(spec, ev + (size_t)k * r, sizeof(double) * (size_t)r);
+    }
+    free(C); free(heads); free(seeds);
+    if (st == RK_OK) *out = all_R;
+    else free(all_R);
+    return st;
+}
+
 rk_status rk_rotation_finalize(rk_rotation *rot) {
     if (!rot) return RK_ERR_NULL_ARG;
     rk_context *ctx = rot->ctx;
@@ -272,7 +318,10 @@ rk_status rk_rotation_finalize(rk_rotation *rot) {
     double *C = malloc(sizeof(double) * (d * d + d * r + 2 * d));
     if (!C) return rk_fail(ctx, RK_ERR_OUT_OF_MEMORY, "finalize scratch");
     double *R = C + d * d, *qms = R + d * r, *dmu = qms + d;
-    rk_status st = RK_OK;
+    double *dev_R = NULL;
+    rk_status st = rk_fit_on_device(rot, &dev_R);
+    if (st == RK_ERR_UNSUPPORTED) st = RK_OK; /* fit on the host below; other errors: the
+                                               * backend recorded why */
     for (int h = 0; h < rot->n_heads && st == RK_OK; h++) {
         rot->ranks[h] = c->rank;
         if (rot->count[h] == 0) { /* a sequence with no span: identity columns, no correction */
@@ -280,7 +329,8 @@ rk_status rk_rotation_finalize(rk_rotation *rot) {
             for (size_t j = 0; j < r; j++) R[j * r + j] = 1.0;
             memset(dmu, 0, sizeof(double) * d);
         } else {
-            st = rk_fit_head(rot, h, C, qms, R);
+            if (dev_R) memcpy(R, dev_R + (size_t)h * d * r, sizeof(double) * d * r);
+            else st = rk_fit_head(rot, h, C, qms, R);
             if (st != RK_OK) {
                 st = rk_fail(ctx, st, "basis fit failed for sequence %d, KV head %d",
                              h / c->n_kv_heads, h % c->n_kv_heads);
@@ -313,6 +363,7 @@ rk_status rk_rotation_finalize(rk_rotation *rot) {
         if (st != RK_OK) st = rk_fail(ctx, st, "budget allocation failed");
     }
     free(C);
+    free(dev_R);
     if (st != RK_OK) return st;
     st = rk_buffer_upload(rot->R_dev, 0, rot->R, (size_t)rot->n_heads * d * r * sizeof(float));
     if (st == RK_OK) st = rk_buffer_upload(rot->dmu_dev, 0, rot->dmu, (size_t)rot->n_heads * d * sizeof(float));

@@ -1,0 +1,192 @@
+/* Sparse-channel and dense decode: q·R projection (sparse), one partial per token split and
+ * group of query heads, then the combine. Kernel shapes come from the device's parameter row. */
+#include "ocl_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int rk_pow2_floor(int x) {
+    int p = 1;
+    while (p * 2 <= x) p *= 2;
+    return p;
+}
+
+static int rk_min(int a, int b) { return a < b ? a : b; }
+
+/* The compile-time shape of one decode program. */
+typedef struct rk_ocl_decode_shape {
+    int serial, aligned, G, GH, wg, kv_f, kcp_f, kv_s, kcp_s, vv, vcp, passes, vprefetch, maxrreg;
+} rk_ocl_decode_shape;
+
+/* Local memory the tiled kernel declares (mirrors the arrays in rk_decode.cl). */
+static size_t rk_ocl_tiled_local_bytes(const rk_ocl_decode_shape *s, int D, int DV, int R) {
+    size_t tile_f = (size_t)(s->wg / s->kcp_f) * s->passes, tile_s = 0, scr_s = 0;
+    if (R > 0) {
+        tile_s = (size_t)(s->wg / s->kcp_s) * s->passes;
+        scr_s = tile_s * (size_t)(s->kcp_s + 1);
+    }
+    size_t scr_f = tile_f * (size_t)(s->kcp_f + 1);
+    size_t tile = tile_f > tile_s ? tile_f : tile_s, scr = scr_f > scr_s ? scr_f : scr_s;
+    size_t vs = (size_t)(s->wg / s->vcp), gh = (size_t)s->GH;
+    /* qf, qs, bias_f/_s, scratch, logits, ls, red, mref_l and raise */
+    size_t floats = gh * D + gh * (R > 0 ? R : 1) + 2 * gh + gh * scr + gh * tile + gh * vs +
+                    vs * DV + 2 * gh;
+    return floats * sizeof(float);
+}
+
+static int rk_ocl_view_aligned(const rk_tensor *t, int vec) {
+    rk_ocl_view v = rk_ocl_view_of(t);
+    return v.off % vec == 0 && v.sb % vec == 0 && v.sh % vec == 0 && v.st % vec == 0;
+}
+
+static void rk_ocl_choose_shape(const rk_ocl_ctx *oc, const rk_op_decode *op,
+                                rk_ocl_decode_shape *s) {
+    const rk_ocl_params *p = &oc->params;
+    memset(s, 0, sizeof *s);
+    s->G = op->Hq / op->Hkv;
+    s->GH = rk_min(s->G, p->gh_max);
+    s->serial = p->serial;
+    if (s->serial) return;
+    s->wg = p->wg;
+    s->passes = p->passes;
+    s->vprefetch = p->vprefetch;
+    s->maxrreg = p->maxrreg;
+    s->kv_f = op->d % 4 == 0 ? 4 : 1;
+    s->kcp_f = rk_min(p->kcp, rk_pow2_floor(op->d / s->kv_f));
+    if (op->r > 0) {
+        s->kv_s = op->r % 4 == 0 ? 4 : 1;
+        s->kcp_s = rk_min(p->kcp, rk_pow2_floor(op->r / s->kv_s));
+    }
+    s->vv = op->dv % 4 == 0 ? 4 : 1;
+    s->vcp = rk_min(s->wg, rk_pow2_floor(op->dv / s->vv));
+    /* wide loads need every row start on a 4-element boundary (buffers themselves are aligned) */
+    s->aligned = (s->kv_f == 4 && rk_ocl_view_aligned(op->k_full, 4)) || s->kv_f == 1;
+    if (op->r > 0 && op->k_span)
+        s->aligned = s->aligned && (s->kv_s == 1 || rk_ocl_view_aligned(op->k_span, 4));
+    s->aligned = s->aligned && (s->vv == 1 || rk_ocl_view_aligned(op->v, 4));
+    while (s->GH > 1 && rk_ocl_tiled_local_bytes(s, op->d, op->dv, op->r) > oc->dev.local_mem)
+        s->GH--;
+}
+
+static void rk_ocl_decode_options(const rk_ocl_decode_shape *s, const rk_op_decode *op, char *buf,
+                                  size_t len) {
+    const rk_dtype t = op->q->dtype;
+    int n = snprintf(buf, len, "-D RK_DT=%d -D RK_D=%d -D RK_DV=%d -D RK_R=%d -D RK_G=%d "
+                     "-D RK_GH=%d -D RK_SERIAL=%d", t == RK_F32 ? 0 : t == RK_F16 ? 1 : 2, op->d,
+                     op->dv, op->r, s->G, s->GH, s->serial);
+    if (!s->serial && n > 0 && (size_t)n < len)
+        n += snprintf(buf + n, len - (size_t)n, " -D RK_ALIGNED=%d -D RK_WG=%d -D RK_KV_F=%d "
+                      "-D RK_KCP_F=%d -D RK_KV_S=%d -D RK_KCP_S=%d -D RK_VV=%d -D RK_VCP=%d "
+                      "-D RK_PASSES=%d -D RK_VPREFETCH=%d", s->aligned, s->wg, s->kv_f, s->kcp_f,
+                      s->kv_s ? s->kv_s : 1, s->kcp_s ? s->kcp_s : 1, s->vv, s->vcp, s->passes,
+                      s->vprefetch);
+    if (!s->serial && s->maxrreg > 0 && n > 0 && (size_t)n < len)
+        snprintf(buf + n, len - (size_t)n, " -cl-nv-maxrregcount=%d", s->maxrreg);
+}
+
+/* Splits: the caller's count, or enough work-groups to fill the device while keeping every
+ * split at least min_split_tokens long. Returns the split count and sets the chunk length. */
+static int rk_ocl_choose_splits(const rk_ocl_ctx *oc, const rk_op_decode *op, int groups,
+                                int granule, int *chunk) {
+    const int T = op->max_seq_len;
+    int ns = op->n_split;
+    if (ns <= 0) {
+        const rk_ocl_params *p = &oc->params;
+        long target = (long)oc->dev.compute_units * p->groups_per_cu;
+        ns = (int)((target + groups - 1) / groups);
+        ns = rk_min(ns, (T + p->min_split_tokens - 1) / p->min_split_tokens);
+        ns = rk_min(ns, p->max_split);
+    }
+    ns = ns < 1 ? 1 : rk_min(ns, T);
+    int c = (T + ns - 1) / ns;
+    if (op->n_split <= 0) c = (c + granule - 1) / granule * granule; /* whole tiles per split */
+    *chunk = c;
+    return (T + c - 1) / c;
+}
+
+rk_status rk_ocl_decode(rk_context *ctx, const rk_op_decode *op) {
+    rk_ocl_ctx *oc = rk_ocl(ctx);
+    rk_ocl_decode_shape shape;
+    rk_ocl_choose_shape(oc, op, &shape);
+    char opts[512];
+    rk_ocl_decode_options(&shape, op, opts, sizeof opts);
+
+    const int B = op->B, Hq = op->Hq, Hkv = op->Hkv, R = op->r, DV = op->dv;
+    const int head_chunks = (shape.G + shape.GH - 1) / shape.GH;
+    const int granule = shape.serial ? 16 : (shape.wg / shape.kcp_f) * shape.passes;
+    int chunk = 0;
+    const int ns = rk_ocl_choose_splits(oc, op, B * Hkv * head_chunks, granule, &chunk);
+
+    cl_kernel k_part, k_comb, k_qproj = NULL;
+    cl_mem seqs, qproj, part_ml, part_acc;
+    rk_status st;
+    if ((st = rk_ocl_kernel(ctx, RK_OCL_SRC_DECODE, opts, "rk_decode_part", &k_part)) != RK_OK ||
+        (st = rk_ocl_kernel(ctx, RK_OCL_SRC_DECODE, opts, "rk_combine", &k_comb)) != RK_OK ||
+        (R > 0 && (st = rk_ocl_kernel(ctx, RK_OCL_SRC_DECODE, opts, "rk_qproj", &k_qproj)) != RK_OK))
+        return st;
+    const size_t n_part = (size_t)B * Hq * ns;
+    if ((st = rk_ocl_scratch(ctx, RK_OCL_SCR_SEQS, sizeof(cl_int4) * B, &seqs)) != RK_OK ||
+        (st = rk_ocl_scratch(ctx, RK_OCL_SCR_QPROJ, sizeof(float) * B * Hq * (R + 1), &qproj)) != RK_OK ||
+        (st = rk_ocl_scratch(ctx, RK_OCL_SCR_PART_ML, sizeof(float) * 2 * n_part, &part_ml)) != RK_OK ||
+        (st = rk_ocl_scratch(ctx, RK_OCL_SCR_PART_ACC, sizeof(float) * DV * n_part, &part_acc)) != RK_OK)
+        return st;
+
+    cl_int4 *tab = malloc(sizeof(cl_int4) * B);
+    if (!tab) return rk_fail(ctx, RK_ERR_OUT_OF_MEMORY, "opencl: sequence table");
+    for (int b = 0; b < B; b++) {
+        tab[b].s[0] = op->seqs[b].seq_len;
+        tab[b].s[1] = op->seqs[b].span_begin;
+        tab[b].s[2] = op->seqs[b].span_len;
+        tab[b].s[3] = 0;
+    }
+    st = rk_ocl_upload_small(ctx, seqs, tab, sizeof(cl_int4) * B);
+    free(tab);
+    if (st != RK_OK) return st;
+
+    const rk_ocl_view qv = rk_ocl_view_of(op->q), fv = rk_ocl_view_of(op->k_full),
+                      vv = rk_ocl_view_of(op->v);
+    const rk_ocl_view sv = op->k_span ? rk_ocl_view_of(op->k_span) : (rk_ocl_view){0, 0, 0, 0};
+    const cl_mem q = rk_ocl_mem(op->q->buf), kf = rk_ocl_mem(op->k_full->buf),
+                 v = rk_ocl_mem(op->v->buf);
+    const cl_mem ks = op->k_span ? rk_ocl_mem(op->k_span->buf) : kf; /* unused when dense */
+
+    if (R > 0) {
+        const cl_mem Rm = rk_ocl_mem(op->R), dmu = rk_ocl_mem(op->dmu);
+        const rk_ocl_arg args[] = {RK_OCL_ARG(q), RK_OCL_ARG(qv.off), RK_OCL_ARG(qv.sb),
+                                   RK_OCL_ARG(qv.sh), RK_OCL_ARG(Rm), RK_OCL_ARG(dmu),
+                                   RK_OCL_ARG(Hq), RK_OCL_ARG(Hkv), RK_OCL_ARG(qproj)};
+        const size_t global[3] = {(size_t)R + 1, (size_t)Hq, (size_t)B};
+        if ((st = rk_ocl_set_args(ctx, k_qproj, "rk_qproj", args, 9)) != RK_OK ||
+            (st = rk_ocl_launch(ctx, k_qproj, "rk_qproj", 3, global, NULL)) != RK_OK)
+            return st;
+    }
+
+    const float scale = op->scale;
+    const rk_ocl_arg part_args[] = {
+        RK_OCL_ARG(q),     RK_OCL_ARG(qv.off), RK_OCL_ARG(qv.sb), RK_OCL_ARG(qv.sh),
+        RK_OCL_ARG(kf),    RK_OCL_ARG(fv.off), RK_OCL_ARG(fv.sb), RK_OCL_ARG(fv.sh),
+        RK_OCL_ARG(fv.st), RK_OCL_ARG(ks),     RK_OCL_ARG(sv.off), RK_OCL_ARG(sv.sb),
+        RK_OCL_ARG(sv.sh), RK_OCL_ARG(sv.st),  RK_OCL_ARG(v),     RK_OCL_ARG(vv.off),
+        RK_OCL_ARG(vv.sb), RK_OCL_ARG(vv.sh),  RK_OCL_ARG(vv.st), RK_OCL_ARG(qproj),
+        RK_OCL_ARG(seqs),  RK_OCL_ARG(Hq),     RK_OCL_ARG(Hkv),   RK_OCL_ARG(ns),
+        RK_OCL_ARG(chunk), RK_OCL_ARG(scale),  RK_OCL_ARG(part_ml), RK_OCL_ARG(part_acc)};
+    if ((st = rk_ocl_set_args(ctx, k_part, "rk_decode_part", part_args, 28)) != RK_OK) return st;
+    const size_t wg = shape.serial ? 1 : (size_t)shape.wg;
+    const size_t g_part[3] = {(size_t)ns * wg, (size_t)Hkv * head_chunks, (size_t)B};
+    const size_t l_part[3] = {wg, 1, 1};
+    if ((st = rk_ocl_launch(ctx, k_part, "rk_decode_part", 3, g_part, l_part)) != RK_OK) return st;
+
+    const rk_ocl_view ov = rk_ocl_view_of(op->out);
+    const rk_ocl_view lv = op->lse ? rk_ocl_view_of(op->lse) : (rk_ocl_view){0, 0, 0, 0};
+    const cl_mem out = rk_ocl_mem(op->out->buf), lse = op->lse ? rk_ocl_mem(op->lse->buf) : part_ml;
+    const int has_lse = op->lse != NULL;
+    const rk_ocl_arg comb_args[] = {
+        RK_OCL_ARG(part_ml), RK_OCL_ARG(part_acc), RK_OCL_ARG(ns),     RK_OCL_ARG(Hq),
+        RK_OCL_ARG(out),     RK_OCL_ARG(ov.off),   RK_OCL_ARG(ov.sb),  RK_OCL_ARG(ov.sh),
+        RK_OCL_ARG(lse),     RK_OCL_ARG(lv.off),   RK_OCL_ARG(lv.sb),  RK_OCL_ARG(lv.sh),
+        RK_OCL_ARG(has_lse)};
+    const size_t g_comb[3] = {(size_t)DV, (size_t)Hq, (size_t)B};
+    if ((st = rk_ocl_set_args(ctx, k_comb, "rk_combine", comb_args, 13)) != RK_OK) return st;
+    return rk_ocl_launch(ctx, k_comb, "rk_combine", 3, g_comb, NULL);
+}
