@@ -1,0 +1,735 @@
+/* Decode attention kernels: sparse-channel (span tokens scored in the pruned basis) and dense.
+ *
+ * Grid (split, KV head × head chunk, sequence); 128-thread blocks. A block reads its token range
+ * of one KV head once and serves a chunk of up to GT query heads of that GQA group from it.
+ * Warps take TILE-token tiles round-robin; per tile every lane issues all its 16-byte loads of V
+ * and (on hot tiles) K before using any, so a warp keeps a whole tile of bytes in flight.
+ * Online softmax runs in the log2 domain (scale·log2e folded into q) with f32 accumulation.
+ * Splits over tokens leave (max, sum, acc) partials that rk_decode_combine merges, one block per
+ * (sequence, query head), every split's loads in flight at once.
+ *
+ * rk_decode_vec is the fast path (16-byte aligned rows whose widths are supported multiples of
+ * 16 bytes); rk_decode_any serves every other shape one query head and one token at a time. */
+#ifndef RK_CUDA_DECODE_CUH
+#define RK_CUDA_DECODE_CUH
+
+#include "common.cuh"
+
+#include <math.h>
+
+/* Tensor-core P·V for GQA groups of 8 (CUDA, sm_80+, 16-bit V rows of 128 channels): per 16-token
+ * tile one mma.m16n8k16 per 16 channels, A = Vᵀ (channels × tokens, pairs of tokens packed with
+ * byte permutes straight from the 16-byte loads), B = P (tokens × the 8 heads), C = f32. */
+#if defined(RK_HIP)
+#define RK_HAVE_MMA 0
+#else
+#define RK_HAVE_MMA 1
+#include <cuda_bf16.h>
+#endif
+
+template <int DT>
+static __device__ __forceinline__ unsigned rk_pack_p(float lo, float hi) {
+#if RK_HAVE_MMA
+    if (DT == DT_BF16) {
+        __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+        unsigned u;
+        memcpy(&u, &v, 4);
+        return u;
+    }
+    __half2 v = __floats2half2_rn(lo, hi);
+    unsigned u;
+    memcpy(&u, &v, 4);
+    return u;
+#else
+    return 0u;
+#endif
+}
+
+template <int DT>
+static __device__ __forceinline__ void rk_mma16816(float *c, unsigned a0, unsigned a1, unsigned a2,
+                                                   unsigned a3, unsigned b0, unsigned b1) {
+#if RK_HAVE_MMA && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    if (DT == DT_BF16)
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
+                     "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+    else
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, "
+                     "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+#endif
+}
+
+#define RK_DEC_INLINE_SEQS 64 /* sequence table passed in the kernel parameters up to this B */
+#define RK_DEC_MAX_SPLITS 256
+#define RK_QPROJ_CHUNK 4096 /* floats of R staged per pass of rk_decode_qproj */
+#define RK_QPROJ_OUT 16     /* q·R outputs per thread: gt · r <= 16 · 128 */
+
+struct rk_dec_seq {
+    int len, begin, span;
+};
+
+struct rk_dec_params {
+    const char *q, *kf, *ks, *v;
+    char *out;
+    float *lse;
+    long long q_b, q_h, kf_b, kf_h, kf_t, ks_b, ks_h, ks_t, v_b, v_h, v_t, o_b, o_h, l_b, l_h;
+    const float *R, *dmu;       /* [B][Hkv][d][r], [B][Hkv][d] (sparse) */
+    float *qproj;               /* [B][Hq][r + 1]: q·R and q·δμ, scaled (rk_decode_qproj) */
+    const rk_dec_seq *seq_dev;  /* device copy when B > RK_DEC_INLINE_SEQS */
+    int B, Hq, Hkv, G, d, dv, r, sparse;
+    int gt;                     /* query heads per block (chunk width) */
+    int hc;                     /* head chunks per KV head */
+    float qscale;               /* scale · log2(e) */
+    int n_split, split_len;
+    float *part;                /* [B][Hq][S][dv] partial accumulators */
+    float *part_ml;             /* [B][Hq][S][2] partial (max, sum) */
+    rk_dec_seq seq[RK_DEC_INLINE_SEQS];
+};
+
+/* Shared-memory carve-up, identical on host (sizing) and device (pointers). Floats. */
+struct rk_dec_smem {
+    float *q, *qr, *bias, *logit, *p, *alpha, *m, *l, *acc;
+};
+
+static __host__ __device__ inline size_t rk_dec_smem_floats(int gt, int d, int r, int dv, int nw,
+                                                            int tile) {
+    return (size_t)gt * d + (size_t)gt * r + gt + 2 * (size_t)nw * gt * tile + 3 * (size_t)nw * gt +
+           (size_t)nw * gt * dv;
+}
+
+static __device__ inline rk_dec_smem rk_dec_carve(float *base, int gt, int d, int r, int dv,
+                                                  int nw, int tile) {
+    rk_dec_smem s;
+    s.q = base;
+    s.qr = s.q + gt * d;
+    s.bias = s.qr + gt * r;
+    s.logit = s.bias + gt;       /* [nw][gt][tile] */
+    s.p = s.logit + nw * gt * tile; /* [nw][tile][gt] */
+    s.alpha = s.p + nw * gt * tile; /* [nw][gt] */
+    s.m = s.alpha + nw * gt;
+    s.l = s.m + nw * gt;
+    s.acc = s.l + nw * gt;       /* [nw][gt][dv] */
+    return s;
+}
+
+static __device__ inline rk_dec_seq rk_dec_seq_of(const rk_dec_params &p, int b) {
+    return p.B <= RK_DEC_INLINE_SEQS ? p.seq[b] : p.seq_dev[b];
+}
+
+/* q of heads h0 .. h0 + rows - 1 (scaled; zero past nh) into dst [rows][d], all loads of a
+ * thread in flight together (host keeps rows · d <= RK_Q_MAX · RK_THREADS). */
+#define RK_Q_MAX 16
+template <int DT>
+static __device__ __forceinline__ void rk_load_q(const rk_dec_params &p, float *dst, int b, int h0,
+                                                 int nh, int rows) {
+    const char *qb = p.q + (size_t)(b * p.q_b) * rk_dt<DT>::size;
+    float t[RK_Q_MAX];
+#pragma unroll
+    for (int k = 0; k < RK_Q_MAX; k++) {
+        const int i = threadIdx.x + k * RK_THREADS, h = i / p.d;
+        t[k] = i < rows * p.d && h < nh ? rk_load<DT>(qb, (long long)(h0 + h) * p.q_h + i % p.d) : 0.0f;
+    }
+#pragma unroll
+    for (int k = 0; k < RK_Q_MAX; k++) {
+        const int i = threadIdx.x + k * RK_THREADS;
+        if (i < rows * p.d) dst[i] = t[k] * p.qscale;
+    }
+}
+
+/* q·R and q·δμ (scaled) of every query head, once per decode: the decode blocks of a KV head
+ * then read r + 1 floats per head instead of each walking all of R. Grid (Hkv · chunks, B). */
+template <int DT>
+__global__ void __launch_bounds__(RK_THREADS) rk_decode_qproj(const rk_dec_params p) {
+    extern __shared__ float rk_smem[]; /* q [gt][d], then an R chunk [rows][r] */
+    const int tid = threadIdx.x, lane = tid % RK_WARP, warp = tid / RK_WARP;
+    const int b = blockIdx.y, g = blockIdx.x / p.hc, chunk = blockIdx.x % p.hc;
+    const int gt = p.gt, h0 = g * p.G + chunk * gt, nh = min(gt, p.G - chunk * gt);
+    const int d = p.d, r = p.r;
+    float *sq = rk_smem, *sR = rk_smem + gt * d;
+    rk_load_q<DT>(p, sq, b, h0, nh, nh);
+    const size_t bg = (size_t)b * p.Hkv + g;
+    const float *R = p.R + bg * d * r, *dmu = p.dmu + bg * d;
+    const int rows = RK_QPROJ_CHUNK / r; /* rows of R per shared chunk (host keeps r <= chunk) */
+    float acc[RK_QPROJ_OUT];
+#pragma unroll
+    for (int k = 0; k < RK_QPROJ_OUT; k++) acc[k] = 0.0f;
+    for (int c0 = 0; c0 < d; c0 += rows) {
+        const int n = min(rows, d - c0) * r;
+        __syncthreads(); /* previous chunk consumed */
+        /* every load of the chunk in flight at once: this kernel is one round trip long */
+        if (r % 4 == 0) {
+            const float4 *src = (const float4 *)(R + (size_t)c0 * r);
+            for (int i0 = tid; i0 < n / 4; i0 += 8 * RK_THREADS) {
+                float4 t[8];
+#pragma unroll
+                for (int u = 0; u < 8; u++) {
+                    const int i = i0 + u * RK_THREADS;
+                    t[u] = i < n / 4 ? src[i] : make_float4(0.f, 0.f, 0.f, 0.f);
+                }
+#pragma unroll
+                for (int u = 0; u < 8; u++)
+                    if (i0 + u * RK_THREADS < n / 4) ((float4 *)sR)[i0 + u * RK_THREADS] = t[u];
+            }
+        } else {
+            for (int i0 = tid; i0 < n; i0 += 8 * RK_THREADS) {
+                float t[8];
+#pragma unroll
+                for (int u = 0; u < 8; u++) {
+                    const int i = i0 + u * RK_THREADS;
+                    t[u] = i < n ? R[(size_t)c0 * r + i] : 0.0f;
+                }
+#pragma unroll
+                for (int u = 0; u < 8; u++)
+                    if (i0 + u * RK_THREADS < n) sR[i0 + u * RK_THREADS] = t[u];
+            }
+        }
+        __syncthreads();
+#pragma unroll
+        for (int k = 0; k < RK_QPROJ_OUT; k++) {
+            const int o = tid + k * RK_THREADS;
+            if (o >= nh * r) break;
+            const int h = o / r, j = o % r, rows_here = n / r;
+            const float *qh = sq + h * d + c0;
+            float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f; /* four chains: latency, not FMAs, bounds this */
+            int c = 0;
+            for (; c + 3 < rows_here; c += 4) {
+                a0 += qh[c] * sR[c * r + j];
+                a1 += qh[c + 1] * sR[(c + 1) * r + j];
+                a2 += qh[c + 2] * sR[(c + 2) * r + j];
+                a3 += qh[c + 3] * sR[(c + 3) * r + j];
+            }
+            for (; c < rows_here; c++) a0 += qh[c] * sR[c * r + j];
+            acc[k] += (a0 + a1) + (a2 + a3);
+        }
+    }
+    float *dst = p.qproj + ((size_t)b * p.Hq + h0) * (r + 1);
+#pragma unroll
+    for (int k = 0; k < RK_QPROJ_OUT; k++) {
+        const int o = tid + k * RK_THREADS;
+        if (o < nh * r) dst[(o / r) * (r + 1) + o % r] = acc[k];
+    }
+    for (int h = warp; h < nh; h += RK_NWARPS) {
+        float a = 0.0f;
+        for (int c = lane; c < d; c += RK_WARP) a += sq[h * d + c] * dmu[c];
+        a = rk_warp_sum(a);
+        if (lane == 0) dst[h * (r + 1) + r] = a;
+    }
+}
+
+/* q of the block's heads into shared memory (scaled; zero rows for heads past the group), and
+ * for sparse decode the heads' q·R and q·δμ from the projection pass. */
+template <int DT>
+static __device__ void rk_dec_prologue(const rk_dec_params &p, const rk_dec_smem &sm, int b,
+                                       int g, int h0, int nh, int gt, bool need_span) {
+    rk_load_q<DT>(p, sm.q, b, h0, nh, gt);
+    if (need_span) {
+        const float *src = p.qproj + ((size_t)b * p.Hq + h0) * (p.r + 1);
+        const int n = gt * (p.r + 1);
+        float t[RK_Q_MAX];
+#pragma unroll
+        for (int k = 0; k < RK_Q_MAX; k++) {
+            const int i = threadIdx.x + k * RK_THREADS;
+            t[k] = i < n && i / (p.r + 1) < nh ? src[i] : 0.0f;
+        }
+#pragma unroll
+        for (int k = 0; k < RK_Q_MAX; k++) {
+            const int i = threadIdx.x + k * RK_THREADS, h = i / (p.r + 1), j = i % (p.r + 1);
+            if (i >= n) break;
+            if (j < p.r) sm.qr[h * p.r + j] = t[k];
+            else sm.bias[h] = t[k];
+        }
+    }
+    __syncthreads();
+}
+
+/* Logits of tokens [p0, p0 + n) of one tile, one token at a time across the warp: the path for
+ * tiles that mix token kinds or run past the range end. Writes lg[h * tile + i]. */
+template <int DT, int GT>
+static __device__ void rk_dec_logits_slow(const rk_dec_params &p, const rk_dec_smem &sm,
+                                          const rk_dec_seq &s, int b, int g, int p0, int n,
+                                          int tile, float *lg) {
+    const int lane = threadIdx.x % RK_WARP;
+    const int esz = rk_dt<DT>::size;
+    for (int i = 0; i < tile; i++) {
+        const int pos = p0 + i;
+        if (i >= n) {
+            if (lane < GT) lg[lane * tile + i] = -INFINITY;
+            continue;
+        }
+        const bool in_span = p.sparse && pos >= s.begin && pos < s.begin + s.span;
+        const char *row;
+        const float *qv;
+        int w;
+        if (in_span) {
+            row = p.ks + (size_t)(b * p.ks_b + g * p.ks_h + (long long)(pos - s.begin) * p.ks_t) * esz;
+            qv = sm.qr;
+            w = p.r;
+        } else {
+            long long fr = pos < s.begin ? pos : pos - s.span;
+            row = p.kf + (size_t)(b * p.kf_b + g * p.kf_h + fr * p.kf_t) * esz;
+            qv = sm.q;
+            w = p.d;
+        }
+        float part[GT];
+#pragma unroll
+        for (int h = 0; h < GT; h++) part[h] = 0.0f;
+        for (int c = lane; c < w; c += RK_WARP) {
+            float k = rk_load<DT>(row, c);
+#pragma unroll
+            for (int h = 0; h < GT; h++) part[h] += qv[h * w + c] * k;
+        }
+#pragma unroll
+        for (int h = 0; h < GT; h++) part[h] = rk_warp_sum(part[h]);
+        if (lane == 0)
+#pragma unroll
+            for (int h = 0; h < GT; h++) lg[h * tile + i] = part[h] + (in_span ? sm.bias[h] : 0.0f);
+    }
+}
+
+/* Logits of a tile that mixes token kinds or runs past the range end, on the vector path: the
+ * tile's rows as (token, 16-byte chunk) items, four per lane in flight, each row's dot reduced
+ * over the chm lanes that hold it (chm = chunks of a full-width row, a power of two dividing the
+ * warp; span rows use their first chunks). Writes lg[h * tile + i], -inf past n. */
+template <int DT, int GT>
+static __device__ void rk_dec_logits_mixed(const rk_dec_params &p, const rk_dec_smem &sm,
+                                           const rk_dec_seq &s, int b, int g, int p0, int n,
+                                           int tile, int chm, float *lg) {
+    constexpr int ESZ = rk_dt<DT>::size, VE = 16 / ESZ;
+    const int lane = threadIdx.x % RK_WARP, total = tile * chm;
+    for (int base = 0; base < total; base += 4 * RK_WARP) {
+        uint4 kv[4];
+#pragma unroll
+        for (int u = 0; u < 4; u++) {
+            const int f = base + u * RK_WARP + lane, tok = f / chm, ch = f % chm, pos = p0 + tok;
+            kv[u] = make_uint4(0u, 0u, 0u, 0u);
+            if (f < total && tok < n) {
+                const char *row;
+                int w;
+                if (p.sparse && pos >= s.begin && pos < s.begin + s.span) {
+                    row = p.ks + (size_t)(b * p.ks_b + g * p.ks_h + (long long)(pos - s.begin) * p.ks_t) * ESZ;
+                    w = p.r;
+                } else {
+                    const long long fr = pos < s.begin ? pos : pos - s.span;
+                    row = p.kf + (size_t)(b * p.kf_b + g * p.kf_h + fr * p.kf_t) * ESZ;
+                    w = p.d;
+                }
+                if (ch * VE < w) kv[u] = *(const uint4 *)(row + ch * 16);
+            }
+        }
+#pragma unroll
+        for (int u = 0; u < 4; u++) {
+            if (base + u * RK_WARP >= total) break; /* warp-uniform */
+            const int f = base + u * RK_WARP + lane, tok = f / chm, ch = f % chm, pos = p0 + tok;
+            const bool in_span = p.sparse && pos >= s.begin && pos < s.begin + s.span;
+            const float *qv = in_span ? sm.qr : sm.q;
+            const int w = in_span ? p.r : p.d, c0 = ch * VE;
+            float k[VE], part[GT];
+            rk_unpack16<DT>(kv[u], k);
+#pragma unroll
+            for (int h = 0; h < GT; h++) {
+                float a = 0.0f;
+                if (c0 < w)
+#pragma unroll
+                    for (int e = 0; e < VE; e++) a += qv[h * w + c0 + e] * k[e];
+                part[h] = a;
+            }
+            for (int o = chm / 2; o > 0; o >>= 1)
+#pragma unroll
+                for (int h = 0; h < GT; h++) part[h] += __shfl_xor_sync(0xffffffffu, part[h], o);
+            if (ch == 0)
+#pragma unroll
+                for (int h = 0; h < GT; h++)
+                    lg[h * tile + tok] = tok < n ? part[h] + (in_span ? sm.bias[h] : 0.0f) : -INFINITY;
+        }
+    }
+}
+
+/* Combine the warps' (m, l, acc) of this block; with one split write the output, otherwise a
+ * partial for rk_decode_combine. */
+template <int DT>
+static __device__ void rk_dec_finish(const rk_dec_params &p, const rk_dec_smem &sm,
+                                     const rk_dec_seq &s, int b, int h0, int nh, int gt,
+                                     int split, bool nonempty) {
+    const int tid = threadIdx.x;
+    const int S = p.n_split, dv = p.dv;
+    __syncthreads();
+    if (nonempty) {
+        for (int i = tid; i < nh * dv; i += RK_THREADS) {
+            const int h = i / dv, c = i % dv;
+            float M = -INFINITY;
+            for (int w = 0; w < RK_NWARPS; w++) M = fmaxf(M, sm.m[w * gt + h]);
+            float L = 0.0f, A = 0.0f;
+            for (int w = 0; w < RK_NWARPS; w++) {
+                if (sm.l[w * gt + h] == 0.0f) continue; /* warp saw no token */
+                float f = exp2f(sm.m[w * gt + h] - M);
+                L += sm.l[w * gt + h] * f;
+                A += sm.acc[(w * gt + h) * dv + c] * f;
+            }
+            const int hq = h0 + h;
+            if (S == 1) {
+                rk_store<DT>(p.out, (long long)b * p.o_b + (long long)hq * p.o_h + c, A / L);
+                if (c == 0 && p.lse) p.lse[b * p.l_b + hq * p.l_h] = (M + log2f(L)) * RK_LN2;
+            } else {
+                const size_t slot = ((size_t)b * p.Hq + hq) * S + split;
+                p.part[slot * dv + c] = A;
+                if (c == 0) {
+                    p.part_ml[slot * 2] = M;
+                    p.part_ml[slot * 2 + 1] = L;
+                }
+            }
+        }
+    }
+}
+
+/* Merge the split partials of one (sequence, query head): weights exp2(M_j - M)/L from the
+ * splits' (max, sum), then 4 threads per 4 channels sum a quarter of the splits each, 8 loads
+ * in flight. Grid B · Hq. */
+template <int DT>
+__global__ void __launch_bounds__(RK_THREADS) rk_decode_combine(const rk_dec_params p) {
+    __shared__ float w[RK_DEC_MAX_SPLITS];
+    const int tid = threadIdx.x, lane = tid % RK_WARP;
+    const int b = blockIdx.x / p.Hq, hq = blockIdx.x % p.Hq, S = p.n_split, dv = p.dv;
+    const rk_dec_seq s = rk_dec_seq_of(p, b);
+    const int n_valid = (s.len + p.split_len - 1) / p.split_len;
+    const size_t base = ((size_t)b * p.Hq + hq) * S;
+    if (tid < RK_WARP) {
+        constexpr int PER_LANE = (RK_DEC_MAX_SPLITS + RK_WARP - 1) / RK_WARP;
+        float mj[PER_LANE], lj[PER_LANE]; /* every split's (max, sum) in one round trip */
+#pragma unroll
+        for (int u = 0; u < PER_LANE; u++) {
+            const int j = lane + u * RK_WARP;
+            mj[u] = j < n_valid ? p.part_ml[(base + j) * 2] : -INFINITY;
+            lj[u] = j < n_valid ? p.part_ml[(base + j) * 2 + 1] : 0.0f;
+        }
+        float M = -INFINITY;
+#pragma unroll
+        for (int u = 0; u < PER_LANE; u++) M = fmaxf(M, mj[u]);
+        for (int o = RK_WARP / 2; o > 0; o >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
+        float L = 0.0f;
+#pragma unroll
+        for (int u = 0; u < PER_LANE; u++) {
+            mj[u] = lj[u] > 0.0f ? exp2f(mj[u] - M) : 0.0f;
+            L += lj[u] * mj[u];
+        }
+        L = rk_warp_sum(L);
+#pragma unroll
+        for (int u = 0; u < PER_LANE; u++) {
+            const int j = lane + u * RK_WARP;
+            if (j < n_valid) w[j] = mj[u] / L;
+        }
+        if (lane == 0 && p.lse) p.lse[b * p.l_b + hq * p.l_h] = (M + log2f(L)) * RK_LN2;
+    }
+    __syncthreads();
+    const float *src = p.part + base * dv;
+    const long long o = (long long)b * p.o_b + (long long)hq * p.o_h;
+    if (dv % 4 == 0) {
+        const int q4 = tid % 4; /* this thread's quarter of the splits */
+        for (int item = tid / 4; item < dv / 4; item += RK_THREADS / 4) {
+            float4 a = make_float4(0.f, 0.f, 0.f, 0.f);
+            for (int j0 = q4; j0 < n_valid; j0 += 32) {
+                float4 x[8];
+#pragma unroll
+                for (int u = 0; u < 8; u++) {
+                    const int j = j0 + 4 * u;
+                    x[u] = j < n_valid ? *(const float4 *)(src + (size_t)j * dv + item * 4)
+                                       : make_float4(0.f, 0.f, 0.f, 0.f);
+                }
+#pragma unroll
+                for (int u = 0; u < 8; u++) {
+                    const int j = j0 + 4 * u;
+                    const float wj = j < n_valid ? w[j] : 0.0f;
+                    a.x += wj * x[u].x; a.y += wj * x[u].y; a.z += wj * x[u].z; a.w += wj * x[u].w;
+                }
+            }
+#pragma unroll
+            for (int m = 1; m < 4; m <<= 1) {
+                a.x += __shfl_xor_sync(0xffffffffu, a.x, m); a.y += __shfl_xor_sync(0xffffffffu, a.y, m);
+                a.z += __shfl_xor_sync(0xffffffffu, a.z, m); a.w += __shfl_xor_sync(0xffffffffu, a.w, m);
+            }
+            if (q4 == 0) {
+                rk_store<DT>(p.out, o + item * 4, a.x); rk_store<DT>(p.out, o + item * 4 + 1, a.y);
+                rk_store<DT>(p.out, o + item * 4 + 2, a.z); rk_store<DT>(p.out, o + item * 4 + 3, a.w);
+            }
+        }
+    } else {
+        for (int c = tid; c < dv; c += RK_THREADS) {
+            float a = 0.0f;
+            for (int j = 0; j < n_valid; j++) a += w[j] * src[(size_t)j * dv + c];
+            rk_store<DT>(p.out, o + c, a);
+        }
+    }
+}
+
+/* Fast path. KC / VC: 16-byte chunks per hot K row (r for sparse, d for dense) and per V row.
+ * The hot query slice lives in registers (QS = 1 would read it from shared memory instead: fewer
+ * registers, measured no faster; see NOTES.md). */
+template <int DT, int GT, int KC, int VC, int QS = 0>
+__global__ void __launch_bounds__(RK_THREADS, (RK_HAVE_MMA && GT == 8 && DT != DT_F32 && VC == 16 && KC <= 4) ? 3 : 1)
+    rk_decode_vec(const rk_dec_params p) {
+    constexpr int ESZ = rk_dt<DT>::size;
+    constexpr int VE = 16 / ESZ;             /* elements per 16-byte chunk */
+    constexpr int TILE = RK_WARP / 2;        /* tokens per warp tile */
+    constexpr int KTPP = RK_WARP / KC;       /* tokens per K load pass */
+    constexpr int VTPP = RK_WARP / VC;
+    constexpr int KSLOTS = TILE / KTPP;      /* K loads per lane per tile */
+    constexpr int VSLOTS = TILE / VTPP;
+    constexpr int LPH = (RK_WARP / GT) < TILE ? (RK_WARP / GT) : TILE; /* softmax lanes per head */
+    constexpr int TPL = TILE / LPH;          /* softmax tokens per lane */
+    static_assert(KTPP >= 1 && KSLOTS >= 1 && VTPP >= 1 && VSLOTS >= 1, "unsupported widths");
+    /* tensor-core P·V: lane (g = lane / 4, q = lane % 4) loads tokens 2q, 2q+1, 2q+8, 2q+9 at
+     * chunks g and g + 8; it accumulates channels (g + 8u) · 8 + 2w (+1) for heads 2q, 2q+1 */
+    constexpr bool MMA = RK_HAVE_MMA && GT == 8 && DT != DT_F32 && VC == 16 && RK_WARP == 32;
+    /* narrow K rows (r <= 32 at 16 bits): the query slice moves to shared memory so three blocks
+     * fit per SM; wider rows (more K loads per tile) keep it in registers, measured faster */
+    constexpr bool QSX = QS || (MMA && KC <= 4);
+
+    extern __shared__ float rk_smem[];
+    const int tid = threadIdx.x, lane = tid % RK_WARP, warp = tid / RK_WARP;
+    const int b = blockIdx.z, g = blockIdx.y / p.hc, chunk = blockIdx.y % p.hc, split = blockIdx.x;
+    const int h0 = g * p.G + chunk * GT, nh = min(GT, p.G - chunk * GT);
+    const rk_dec_seq s = rk_dec_seq_of(p, b);
+    const int t0 = split * p.split_len, t1 = min(t0 + p.split_len, s.len);
+    const rk_dec_smem sm = rk_dec_carve(rk_smem, GT, p.d, p.r, p.dv, RK_NWARPS, TILE);
+    const bool nonempty = t0 < t1;
+    if (nonempty) {
+        const bool need_span = p.sparse && s.span > 0 && s.begin < t1 && s.begin + s.span > t0;
+        rk_dec_prologue<DT>(p, sm, b, g, h0, nh, GT, need_span);
+
+        /* this lane's slice of the hot query: heads × one 16-byte chunk of channels */
+        const float *hot_q = p.sparse ? sm.qr : sm.q;
+        const int hot_w = KC * VE, kchunk = lane % KC, vchunk = lane % VC;
+        float qx[QSX ? 1 : GT][VE], hb[GT];
+#pragma unroll
+        for (int h = 0; h < GT; h++) {
+            hb[h] = need_span ? sm.bias[h] : 0.0f;
+            if (!QSX)
+#pragma unroll
+                for (int e = 0; e < VE; e++) qx[QSX ? 0 : h][e] = need_span || !p.sparse ? hot_q[h * hot_w + kchunk * VE + e] : 0.0f;
+        }
+        const float *qs = hot_q + kchunk * VE; /* QS: this lane's chunk, head stride hot_w */
+        float acc[MMA ? 1 : GT][VE];   /* FFMA path: heads × this lane's chunk */
+        float accm[MMA ? 8 : 1][4];    /* MMA path: 8 channel blocks × (2 channels × 2 heads) */
+#pragma unroll
+        for (int h = 0; h < (MMA ? 1 : GT); h++)
+#pragma unroll
+            for (int e = 0; e < VE; e++) acc[h][e] = 0.0f;
+#pragma unroll
+        for (int mb = 0; mb < (MMA ? 8 : 1); mb++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) accm[mb][e] = 0.0f;
+        const int mg = lane / 4, mq = lane % 4;
+        float m_run = -INFINITY, l_run = 0.0f;
+        const int sm_head = lane / LPH, sm_j = lane % LPH;
+        float *lg = sm.logit + warp * GT * TILE;
+        float *pw = sm.p + warp * TILE * GT;
+
+        const char *vbase = p.v + (size_t)(b * p.v_b + g * p.v_h) * ESZ + vchunk * 16;
+        const char *kbase = p.sparse ? p.ks + (size_t)(b * p.ks_b + g * p.ks_h) * ESZ
+                                     : p.kf + (size_t)(b * p.kf_b + g * p.kf_h) * ESZ;
+        const long long kt = p.sparse ? p.ks_t : p.kf_t;
+        const int hot_lo = p.sparse ? s.begin : 0, hot_hi = p.sparse ? s.begin + s.span : s.len;
+
+        for (int p0 = t0 + warp * TILE; p0 < t1; p0 += RK_NWARPS * TILE) {
+            uint4 vb[VSLOTS];
+#pragma unroll
+            for (int sl = 0; sl < VSLOTS; sl++) {
+                int pos;
+                const char *vrow;
+                if (MMA) { /* slot = token index tk (2q, 2q+1, 2q+8, 2q+9) × chunk slot u (g, g+8) */
+                    const int tk = sl >> 1, u = sl & 1;
+                    pos = p0 + 2 * mq + (tk & 1) + 8 * (tk >> 1);
+                    vrow = p.v + (size_t)(b * p.v_b + g * p.v_h) * ESZ + (mg + 8 * u) * 16;
+                } else {
+                    pos = p0 + sl * VTPP + lane / VC;
+                    vrow = vbase;
+                }
+                vb[sl] = pos < t1 ? *(const uint4 *)(vrow + (size_t)pos * p.v_t * ESZ)
+                                  : make_uint4(0u, 0u, 0u, 0u);
+            }
+            const bool hot = p0 >= hot_lo && p0 + TILE <= hot_hi && p0 + TILE <= t1;
+            if (hot) {
+                const char *kb = kbase + (size_t)(p0 - hot_lo) * kt * ESZ + kchunk * 16;
+                uint4 kr[KSLOTS];
+#pragma unroll
+                for (int sl = 0; sl < KSLOTS; sl++)
+                    kr[sl] = *(const uint4 *)(kb + (size_t)(sl * KTPP + lane / KC) * kt * ESZ);
+#pragma unroll
+                for (int sl = 0; sl < KSLOTS; sl++) {
+                    float kv[VE];
+                    rk_unpack16<DT>(kr[sl], kv);
+                    float part[GT];
+#pragma unroll
+                    for (int h = 0; h < GT; h++) {
+                        float a = 0.0f;
+                        if (QSX) {
+                            const float4 *q4 = (const float4 *)(qs + h * hot_w);
+#pragma unroll
+                            for (int e = 0; e < VE / 4; e++) {
+                                const float4 w = q4[e];
+                                a += w.x * kv[4 * e] + w.y * kv[4 * e + 1] + w.z * kv[4 * e + 2] + w.w * kv[4 * e + 3];
+                            }
+                        } else {
+#pragma unroll
+                            for (int e = 0; e < VE; e++) a += qx[QSX ? 0 : h][e] * kv[e];
+                        }
+                        part[h] = a;
+                    }
+#pragma unroll
+                    for (int o = KC / 2; o > 0; o >>= 1)
+#pragma unroll
+                        for (int h = 0; h < GT; h++) part[h] += __shfl_xor_sync(0xffffffffu, part[h], o);
+                    if (kchunk == 0) {
+                        const int tok = sl * KTPP + lane / KC;
+#pragma unroll
+                        for (int h = 0; h < GT; h++) lg[h * TILE + tok] = part[h] + hb[h];
+                    }
+                }
+            } else {
+                rk_dec_logits_mixed<DT, GT>(p, sm, s, b, g, p0, min(TILE, t1 - p0), TILE,
+                                            p.d * ESZ / 16, lg);
+            }
+            __syncwarp();
+
+            /* online softmax: LPH lanes per head, TPL tokens each */
+            {
+                const int hh = sm_head < GT ? sm_head : GT - 1;
+                float x[TPL], mx = -INFINITY;
+#pragma unroll
+                for (int i = 0; i < TPL; i++) {
+                    x[i] = lg[hh * TILE + sm_j * TPL + i];
+                    mx = fmaxf(mx, x[i]);
+                }
+#pragma unroll
+                for (int o = LPH / 2; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+                const float m_new = fmaxf(m_run, mx); /* finite: a tile holds a valid token */
+                const float alpha = exp2f(m_run - m_new);
+                float sum = 0.0f;
+#pragma unroll
+                for (int i = 0; i < TPL; i++) {
+                    float pr = exp2f(x[i] - m_new);
+                    sum += pr;
+                    if (sm_head < GT) pw[(sm_j * TPL + i) * GT + hh] = pr;
+                }
+#pragma unroll
+                for (int o = LPH / 2; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+                l_run = l_run * alpha + sum;
+                m_run = m_new;
+                if (sm_head < GT && sm_j == 0) sm.alpha[warp * GT + hh] = alpha;
+            }
+            __syncwarp();
+
+            if (MMA) {
+                const float a0 = sm.alpha[warp * GT + 2 * mq], a1 = sm.alpha[warp * GT + 2 * mq + 1];
+#pragma unroll
+                for (int mb = 0; mb < 8; mb++) {
+                    accm[mb][0] *= a0; accm[mb][1] *= a1; accm[mb][2] *= a0; accm[mb][3] *= a1;
+                }
+                /* B = P: tokens (2q, 2q+1) and (2q+8, 2q+9) of head g */
+                const unsigned b0 = rk_pack_p<DT>(pw[(2 * mq) * GT + mg], pw[(2 * mq + 1) * GT + mg]);
+                const unsigned b1 = rk_pack_p<DT>(pw[(2 * mq + 8) * GT + mg], pw[(2 * mq + 9) * GT + mg]);
+#pragma unroll
+                for (int u = 0; u < 2; u++)
+#pragma unroll
+                    for (int w = 0; w < 4; w++) {
+                        const unsigned *t0 = (const unsigned *)&vb[0 * 2 + u], *t1w = (const unsigned *)&vb[1 * 2 + u];
+                        const unsigned *t8 = (const unsigned *)&vb[2 * 2 + u], *t9 = (const unsigned *)&vb[3 * 2 + u];
+                        rk_mma16816<DT>(accm[u * 4 + w], __byte_perm(t0[w], t1w[w], 0x5410),
+                                        __byte_perm(t0[w], t1w[w], 0x7632), __byte_perm(t8[w], t9[w], 0x5410),
+                                        __byte_perm(t8[w], t9[w], 0x7632), b0, b1);
+                    }
+            } else {
+#pragma unroll
+            for (int h = 0; h < (MMA ? 1 : GT); h++) {
+                const float a = sm.alpha[warp * GT + h];
+#pragma unroll
+                for (int e = 0; e < VE; e++) acc[h][e] *= a;
+            }
+#pragma unroll
+            for (int sl = 0; sl < VSLOTS; sl++) {
+                float vv[VE];
+                rk_unpack16<DT>(vb[sl], vv);
+                const float *pt = pw + (sl * VTPP + lane / VC) * GT;
+#pragma unroll
+                for (int h = 0; h < (MMA ? 1 : GT); h++) {
+                    const float ph = pt[h];
+#pragma unroll
+                    for (int e = 0; e < VE; e++) acc[h][e] += ph * vv[e];
+                }
+            }
+            }
+            __syncwarp();
+        }
+
+        /* fold the token sub-groups of the warp, then publish this warp's state */
+        if (MMA) {
+#pragma unroll
+            for (int mb = 0; mb < 8; mb++) {
+                const int ch = (mg + 8 * (mb >> 2)) * 8 + 2 * (mb & 3);
+                float *a0 = sm.acc + (warp * GT + 2 * mq) * p.dv, *a1 = a0 + p.dv;
+                a0[ch] = accm[mb][0]; a1[ch] = accm[mb][1]; a0[ch + 1] = accm[mb][2]; a1[ch + 1] = accm[mb][3];
+            }
+        } else {
+#pragma unroll
+            for (int o = VC; o < RK_WARP; o <<= 1)
+#pragma unroll
+                for (int h = 0; h < (MMA ? 1 : GT); h++)
+#pragma unroll
+                    for (int e = 0; e < VE; e++) acc[h][e] += __shfl_xor_sync(0xffffffffu, acc[h][e], o);
+            if (lane < VC)
+#pragma unroll
+                for (int h = 0; h < (MMA ? 1 : GT); h++)
+#pragma unroll
+                    for (int e = 0; e < VE; e++) sm.acc[(warp * GT + h) * p.dv + lane * VE + e] = acc[h][e];
+        }
+        if (sm_head < GT && sm_j == 0) {
+            sm.m[warp * GT + sm_head] = m_run;
+            sm.l[warp * GT + sm_head] = l_run;
+        }
+    }
+    rk_dec_finish<DT>(p, sm, s, b, h0, nh, GT, split, nonempty);
+}
+
+/* Generic path: one query head per block (gt = 1), one token at a time per warp, scalar loads. */
+template <int DT>
+__global__ void __launch_bounds__(RK_THREADS) rk_decode_any(const rk_dec_params p) {
+    constexpr int TILE = RK_WARP / 2;
+    extern __shared__ float rk_smem[];
+    const int tid = threadIdx.x, lane = tid % RK_WARP, warp = tid / RK_WARP;
+    const int b = blockIdx.z, g = blockIdx.y / p.hc, h0 = g * p.G + blockIdx.y % p.hc;
+    const int split = blockIdx.x;
+    const rk_dec_seq s = rk_dec_seq_of(p, b);
+    const int t0 = split * p.split_len, t1 = min(t0 + p.split_len, s.len);
+    const rk_dec_smem sm = rk_dec_carve(rk_smem, 1, p.d, p.r, p.dv, RK_NWARPS, TILE);
+    const bool nonempty = t0 < t1;
+    if (nonempty) {
+        const bool need_span = p.sparse && s.span > 0 && s.begin < t1 && s.begin + s.span > t0;
+        rk_dec_prologue<DT>(p, sm, b, g, h0, 1, 1, need_span);
+        float *acc = sm.acc + warp * p.dv;
+        for (int c = lane; c < p.dv; c += RK_WARP) acc[c] = 0.0f;
+        float *lg = sm.logit + warp * TILE;
+        const char *vbase = p.v + (size_t)(b * p.v_b + g * p.v_h) * rk_dt<DT>::size;
+        float m_run = -INFINITY, l_run = 0.0f;
+        for (int pos = t0 + warp; pos < t1; pos += RK_NWARPS) {
+            rk_dec_logits_slow<DT, 1>(p, sm, s, b, g, pos, 1, 1, lg);
+            __syncwarp();
+            const float x = lg[0];
+            const float m_new = fmaxf(m_run, x);
+            const float alpha = exp2f(m_run - m_new), pr = exp2f(x - m_new);
+            l_run = l_run * alpha + pr;
+            m_run = m_new;
+            const char *vrow = vbase + (size_t)pos * p.v_t * rk_dt<DT>::size;
+            for (int c = lane; c < p.dv; c += RK_WARP) acc[c] = acc[c] * alpha + pr * rk_load<DT>(vrow, c);
+            __syncwarp();
+        }
+        if (lane == 0) {
+            sm.m[warp] = m_run;
+            sm.l[warp] = l_run;
+        }
+    }
+    rk_dec_finish<DT>(p, sm, s, b, h0, 1, 1, split, nonempty);
+}
+
+#endif

@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# The CUDA backend's run on the GPU machine: correctness first (cuda_check, rk-conformance,
+# compute-sanitizer), then rk-bench over the issue's grid, the PyTorch SDPA baseline on the same
+# shapes, the rotation-step benchmark, and a summary table printed last.
+#
+#   build machine:  bench/gpu/cuda_run.sh stage
+#       builds the tree (CUDA only) and copies the tools plus the non-system shared libraries they
+#       need into .gpu/ (git-ignored); name .gpu in the device call's carry.
+#   GPU machine:    bench/gpu/cuda_run.sh run [info check conf sanitize latency bench sdpa rotation
+#                                              summary]   (also: variants ncu)
+#       default: every step. Writes under $OUT (or .gpu-out/). BENCH_GRID=quick for a small grid.
+set -uo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+stage=$root/.gpu
+out=${OUT:-$root/.gpu-out}
+
+stage_build() {
+    local build=${BUILD_DIR:-/tmp/build-cuda-gpu}
+    cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRK_OPENCL=OFF \
+        -DRK_VULKAN=OFF -DRK_HIP=OFF -DRK_CUDA=ON \
+        -DRK_CUDA_ARCHITECTURES=${STAGE_ARCHS:-90a} >/dev/null || exit 1
+    cmake --build "$build" -j2 --target rk-bench rk-conformance || exit 1
+    local libs="$build/librotatek.a $build/backends/cuda/librk_cuda_kernels.a"
+    local link="-L/usr/local/cuda/lib -L/usr/local/cuda/lib64 -lcudart -llapacke -fopenmp -lm"
+    mkdir -p "$stage/bin" "$stage/lib"
+    for tool in cuda_check cuda_rotation_bench cuda_latency; do
+        [ -f "bench/gpu/$tool.c" ] || continue
+        cc -std=c11 -O2 -Wall -Wextra "bench/gpu/$tool.c" -Iinclude -Icore -o "$stage/bin/$tool" \
+            $libs $link || exit 1
+    done
+    cp "$build/bench/rk-bench" "$build/tests/conformance/rk-conformance" "$stage/bin/"
+    # libraries the GPU machine's image may lack (LAPACK stack, OpenMP, the CUDA runtime)
+    for b in "$stage"/bin/*; do ldd "$b"; done | awk '/=> \// {print $3}' | sort -u |
+        grep -E 'lapack|blas|tmglib|gfortran|quadmath|gomp|cudart|cjson' |
+        while read -r lib; do cp -L "$lib" "$stage/lib/"; done
+    grep -qx '/.gpu/' "$root/.git/info/exclude" 2>/dev/null || echo '/.gpu/' >>"$root/.git/info/exclude"
+    du -sh "$stage"
+}
+
+step_info() {
+    nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,clocks.max.mem,driver_version --format=csv
+    "$stage/bin/rk-bench" --backend cuda --tokens 4096 --iters 3 --warmup 1 --probe-mb 4096 | head -3
+}
+
+step_check() {
+    "$stage/bin/cuda_check" --backend cuda | tee "$out/check.txt" | grep -E 'FAIL|checks passed|backend'
+}
+
+step_conf() {
+    "$stage/bin/rk-conformance" --backend cuda --vectors tests/vectors/cases >"$out/conformance.txt" 2>&1
+    echo "rk-conformance exit $?"
+    tail -5 "$out/conformance.txt"
+}
+
+step_sanitize() {
+    local cs
+    cs=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+    {
+        for tool in memcheck racecheck synccheck initcheck; do
+            echo "== compute-sanitizer --tool $tool"
+            "$cs" --tool $tool --error-exitcode 9 "$stage/bin/cuda_check" --backend cuda --quick \
+                | grep -E 'ERROR SUMMARY|checks passed|FAIL|========= [A-Z]' | head -20
+            echo "exit ${PIPESTATUS[0]}"
+        done
+    } | tee "$out/sanitizer.txt"
+}
+
+step_bench() {
+    local geoms=${BENCH_GEOMS:-"28,4,128 32,32,128"} batches="1 8 32" tokens="4096 16384 65536"
+    local ranks=${BENCH_RANKS:-"32 64"} dts="f16 bf16"
+    if [ "${BENCH_GRID:-full}" = quick ]; then
+        geoms="28,4,128 32,32,128"; batches="1 32"; tokens="4096 65536"; ranks="32"; dts="f16"
+    fi
+    [ -n "${BENCH_APPEND:-}" ] || : >"$out/bench.jsonl"
+    local probe=4096
+    for g in $geoms; do
+        IFS=, read -r hq hkv d <<<"$g"
+        for b in $batches; do for t in $tokens; do for r in $ranks; do for dt in $dts; do
+            "$stage/bin/rk-bench" --backend cuda --hq "$hq" --hkv "$hkv" --d "$d" --r "$r" \
+                --batch "$b" --tokens "$t" --full-tokens 80 --dtype "$dt" --probe-mb $probe \
+                --warmup 3 --iters 15 --json >>"$out/bench.jsonl" || echo "rk-bench failed: $g $b $t $r $dt"
+        done; done; done; done
+    done
+    wc -l <"$out/bench.jsonl"
+}
+
+# The GT = 8 (28/4 heads) kernel variants side by side on a few shapes (RK_CUDA_DECODE_VARIANT).
+step_variants() {
+    : >"$out/variants.jsonl"
+    for v in 0 1; do for cfg in "1 4096" "1 65536" "32 16384" "32 65536"; do for dt in f16; do
+        set -- $cfg
+        RK_CUDA_DECODE_VARIANT=$v "$stage/bin/rk-bench" --backend cuda --hq 28 --hkv 4 --r 32 \
+            --batch "$1" --tokens "$2" --full-tokens 80 --dtype $dt --probe-mb 0 --json |
+            sed "s/^{/{\"variant\":$v,/" >>"$out/variants.jsonl"
+    done; done; done
+    python3 - "$out/variants.jsonl" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    print(f"variant {r['variant']} B{r['batch']:>3} T{r['tokens']:>6} sparse {r['sparse_us']:9.1f} us {r['sparse_gbps']:7.0f} GB/s  dense {r['dense_us']:9.1f} us {r['dense_gbps']:7.0f} GB/s")
+PY
+}
+
+# Host overhead vs device time of small decodes (cuda_latency), then Nsight Compute durations of
+# the kernels of small decodes and of the rotation step.
+step_latency() {
+    {
+        "$stage/bin/cuda_latency" --hq 28 --hkv 4 --batch 1 --tokens 4096
+        "$stage/bin/cuda_latency" --hq 28 --hkv 4 --batch 1 --tokens 65536
+        "$stage/bin/cuda_latency" --hq 32 --hkv 32 --batch 1 --tokens 4096
+    } | tee "$out/latency.txt"
+}
+
+step_ncu() {
+    local n
+    n=$(command -v ncu || echo /usr/local/cuda/bin/ncu)
+    : >"$out/ncu.txt"
+    for cfg in "28 4 1 4096" "28 4 1 65536" "32 32 1 4096" "28 4 32 65536"; do
+        set -- $cfg
+        echo "== ncu decode heads $1/$2 batch $3 tokens $4" >>"$out/ncu.txt"
+        "$n" --kernel-name regex:rk_decode --launch-skip 40 --launch-count 4 --section SpeedOfLight \
+            --section Occupancy --section LaunchStats "$stage/bin/cuda_latency" --hq "$1" --hkv "$2" \
+            --batch "$3" --tokens "$4" >>"$out/ncu.txt" 2>&1
+    done
+    echo "== ncu rotation step" >>"$out/ncu.txt"
+    "$n" --kernel-name regex:"rk_moments|rk_fit|rk_compress" --launch-skip 8 --launch-count 5 \
+        --section SpeedOfLight "$stage/bin/cuda_rotation_bench" --reps 2 >>"$out/ncu.txt" 2>&1
+    grep -E '^==|  [a-z_]+<|  rk_|Duration|DRAM Throughput|Achieved Occupancy|Registers Per|Grid Size' "$out/ncu.txt" | head -90
+}
+
+step_sdpa() {
+    local grid="${BENCH_GRID:-full}"
+    PYTHONUNBUFFERED=1 python3 bench/gpu/sdpa_baseline.py --grid "$grid" --out "$out/sdpa.jsonl" \
+        ${BENCH_GEOMS:+--geoms "$BENCH_GEOMS"}
+}
+
+step_rotation() {
+    [ -x "$stage/bin/cuda_rotation_bench" ] || { echo "no rotation bench staged"; return; }
+    "$stage/bin/cuda_rotation_bench" --backend cuda | tee "$out/rotation.txt"
+    RK_CUDA_FIT_PROFILE=1 "$stage/bin/cuda_rotation_bench" --backend cuda --reps 1 2>&1 | grep "^rk_fit" | tail -1 | tee -a "$out/rotation.txt"
+}
+
+step_summary() {
+    python3 bench/gpu/cuda_summary.py "$out" | tee "$out/summary.md"
+}
+
+case "${1:-}" in
+stage) stage_build ;;
+run)
+    shift
+    mkdir -p "$out"
+    export LD_LIBRARY_PATH="$stage/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    steps=${*:-info check conf sanitize latency bench sdpa rotation summary}
+    for s in $steps; do
+        echo "=== $s ($(date +%T))"
+        "step_$s"
+    done
+    ;;
+*)
+    sed -n '2,12p' "$0"
+    exit 2
+    ;;
+esac
