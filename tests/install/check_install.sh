@@ -14,3 +14,8 @@ sed -i "s|^prefix=.*|prefix=$work/prefix|" "$libdir/rotatek.pc"
 cc "$here/consumer/main.c" -o "$work/consumer_pc" $(pkg-config --cflags --libs rotatek)
 LD_LIBRARY_PATH="$(dirname "$libdir")" "$work/consumer_pc"
 echo "install check: CMake package and pkg-config consumers OK"
+# Static: the archive plus what `pkg-config --static` says it needs (backends' archives included).
+cc "$here/consumer/main.c" -o "$work/consumer_static" -I"$work/prefix/include" \
+   "$(dirname "$libdir")/librotatek.a" $(pkg-config --static --libs rotatek | sed 's/-lrotatek / /')
+"$work/consumer_static"
+echo "install check: static consumer OK"
