@@ -322,3 +322,18 @@ void tc_case_free(tc_case *c) {
     c->seqs = NULL;
     c->generator_json = NULL;
 }
+
+void tc_case_rotation_config(const tc_case *c, rk_solver solver, rk_rotation_config *cfg) {
+    rk_rotation_config_init(cfg);
+    cfg->n_seq = c->B;
+    cfg->n_kv_heads = c->Hkv;
+    cfg->n_q_heads = c->Hq;
+    cfg->head_dim = c->d;
+    cfg->rank = c->r;
+    cfg->method = RK_METHOD_PCA_QWEIGHTED;
+    cfg->solver = solver;
+    cfg->ridge = c->ridge;
+    cfg->qnorm_floor = c->qnorm_floor;
+    cfg->subspace_iters = c->subspace_iters;
+    cfg->seed = c->solver_seed;
+}

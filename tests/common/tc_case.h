@@ -3,6 +3,7 @@
 #ifndef TC_CASE_H
 #define TC_CASE_H
 
+#include "rotatek.h"
 #include "tc_npy.h"
 
 #include <stddef.h>
@@ -83,6 +84,10 @@ int tc_case_write(const char *dir, const tc_case *c, char *err, size_t err_len);
 /* The manifest text tc_case_write writes (malloc'd; NULL on failure). */
 char *tc_case_manifest(const tc_case *c);
 void tc_case_free(tc_case *c);
+/* The rotation configuration a case's references were made with (q-weighted PCA, the case's
+ * shapes, ridge, floor, iterations and seed), for the given solver: the one mapping shared by the
+ * generator and the checker. */
+void tc_case_rotation_config(const tc_case *c, rk_solver solver, rk_rotation_config *cfg);
 
 static inline const float *tc_f32(const tc_case *c, tc_array_id id) { return (const float *)c->arr[id].data; }
 static inline const double *tc_f64(const tc_case *c, tc_array_id id) { return (const double *)c->arr[id].data; }

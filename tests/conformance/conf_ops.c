@@ -83,18 +83,7 @@ static void conf_guard(conf_run *run, const char *op, const char *what, const co
 static rk_status conf_rotation(conf_run *run, rk_solver solver, rk_rotation **rot) {
     const tc_case *c = run->c;
     rk_rotation_config cfg;
-    rk_rotation_config_init(&cfg);
-    cfg.n_seq = c->B;
-    cfg.n_kv_heads = c->Hkv;
-    cfg.n_q_heads = c->Hq;
-    cfg.head_dim = c->d;
-    cfg.rank = c->r;
-    cfg.method = RK_METHOD_PCA_QWEIGHTED;
-    cfg.solver = solver;
-    cfg.ridge = c->ridge;
-    cfg.qnorm_floor = c->qnorm_floor;
-    cfg.subspace_iters = c->subspace_iters;
-    cfg.seed = c->solver_seed;
+    tc_case_rotation_config(c, solver, &cfg);
     return rk_rotation_create(run->ctx, &cfg, rot);
 }
 

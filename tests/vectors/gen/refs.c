@@ -72,18 +72,7 @@ static int vg_fit(tc_case *c, const float *span, char *err, size_t err_len) {
     }
     rk_status st = rk_context_create("cpu", 0, &o, &ctx);
     rk_rotation_config cfg;
-    rk_rotation_config_init(&cfg);
-    cfg.n_seq = c->B;
-    cfg.n_kv_heads = c->Hkv;
-    cfg.n_q_heads = c->Hq;
-    cfg.head_dim = c->d;
-    cfg.rank = c->r;
-    cfg.method = RK_METHOD_PCA_QWEIGHTED;
-    cfg.solver = RK_SOLVER_EXACT;
-    cfg.ridge = c->ridge;
-    cfg.qnorm_floor = c->qnorm_floor;
-    cfg.subspace_iters = c->subspace_iters;
-    cfg.seed = c->solver_seed;
+    tc_case_rotation_config(c, RK_SOLVER_EXACT, &cfg);
     size_t kbytes = nh * c->S * d * sizeof(float), qbytes = c->arr[TC_OBS_QUERIES].count * sizeof(float);
     if (st == RK_OK) st = rk_rotation_create(ctx, &cfg, &rot);
     if (st == RK_OK) st = rk_buffer_alloc(ctx, kbytes, &kbuf);
