@@ -15,3 +15,13 @@ function(rk_embed_file input out_c symbol)
     DEPENDS ${input} ${PROJECT_SOURCE_DIR}/cmake/RotateKEmbed.cmake
     COMMENT "Embedding ${input}")
 endfunction()
+
+# A backend's toolchain is missing: fail when the backend was required (RK_<NAME>=ON), else say
+# why it is skipped. The caller returns() right after.
+function(rk_backend_unavailable name reason)
+  string(TOUPPER ${name} upper)
+  if(RK_${upper} STREQUAL "ON")
+    message(FATAL_ERROR "RotateK: ${name} backend requested (RK_${upper}=ON) but ${reason}")
+  endif()
+  message(STATUS "RotateK: ${name} backend skipped: ${reason}")
+endfunction()
