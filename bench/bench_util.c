@@ -1,6 +1,7 @@
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include "bench_util.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,10 +30,18 @@ static uint64_t bu_splitmix(uint64_t *s) {
     return z ^ (z >> 31);
 }
 
+double bu_uniform(uint64_t *state) {
+    return (double)(bu_splitmix(state) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+double bu_normal(uint64_t *state) {
+    double u1 = 1.0 - bu_uniform(state); /* (0, 1]: the log stays finite */
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * bu_uniform(state));
+}
+
 void bu_fill_uniform(float *x, size_t n, uint64_t seed, float scale) {
     uint64_t s = seed;
-    for (size_t i = 0; i < n; i++)
-        x[i] = scale * (float)((double)(bu_splitmix(&s) >> 11) * (2.0 / 9007199254740992.0) - 1.0);
+    for (size_t i = 0; i < n; i++) x[i] = scale * (float)(2.0 * bu_uniform(&s) - 1.0);
 }
 
 rk_status bu_fill_buffer(rk_buffer *buf, size_t offset, size_t bytes, rk_dtype dt, uint64_t seed) {

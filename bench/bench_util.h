@@ -8,6 +8,9 @@
 
 double bu_now(void);
 double bu_median(double *x, int n); /* sorts x */
+/* SplitMix64 stream: uniform in [0, 1) from the top 53 bits; standard normal by Box-Muller. */
+double bu_uniform(uint64_t *state);
+double bu_normal(uint64_t *state);
 /* Deterministic uniform(-1, 1) * scale floats (SplitMix64). */
 void bu_fill_uniform(float *x, size_t n, uint64_t seed, float scale);
 /* Fill `bytes` of buf from offset with a repeating random pattern of the dtype (fast for GBs). */

@@ -21,22 +21,12 @@ typedef struct layer {
     float *k, *v, *q; /* k, v [HKV][T][D]; q [HQ][T][D] (one query per position) */
 } layer;
 
-static uint64_t sm(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-static double unif(uint64_t *s) { return (double)(sm(s) >> 11) * (1.0 / 9007199254740992.0); }
-static double gauss(uint64_t *s) {
-    return sqrt(-2.0 * log(1.0 - unif(s))) * cos(6.283185307179586 * unif(s));
-}
 
 /* Orthonormal rows U[D][D] by Gram-Schmidt on gaussian rows. */
 static void random_basis(uint64_t *s, double *U) {
     for (int i = 0; i < D; i++) {
         double *u = U + i * D;
-        for (int c = 0; c < D; c++) u[c] = gauss(s);
+        for (int c = 0; c < D; c++) u[c] = bu_normal(s);
         for (int pass = 0; pass < 2; pass++)
             for (int j = 0; j < i; j++) {
                 double dot = 0;
@@ -68,31 +58,31 @@ static void make_layer(layer *L, int n_img, int r) {
     double *U = malloc(sizeof(double) * D * D), mu[D], z[D], block_z[D];
     for (int g = 0; g < HKV; g++) {
         random_basis(&s, U);
-        for (int c = 0; c < D; c++) mu[c] = 0.3 * gauss(&s);
+        for (int c = 0; c < D; c++) mu[c] = 0.3 * bu_normal(&s);
         mu[(7 + 13 * g) % D] = 6.0; mu[(70 + 5 * g) % D] = -5.0; /* outlier channels */
         for (int t = 0; t < L->T; t++) {
             int img = t >= PROMPT && t < PROMPT + n_img;
             if (img && (t - PROMPT) % BLOCK == 0)
-                for (int j = 0; j < D; j++) block_z[j] = gauss(&s);
+                for (int j = 0; j < D; j++) block_z[j] = bu_normal(&s);
             float *k = L->k + ((size_t)g * L->T + t) * D;
             for (int j = 0; j < D; j++) {
                 double sigma = 2.5 * exp(-j / 6.0);
-                z[j] = sigma * (img ? 0.7 * block_z[j] + 0.7 * gauss(&s) : gauss(&s));
+                z[j] = sigma * (img ? 0.7 * block_z[j] + 0.7 * bu_normal(&s) : bu_normal(&s));
             }
             for (int c = 0; c < D; c++) {
-                double x = mu[c] + 0.05 * gauss(&s);
+                double x = mu[c] + 0.05 * bu_normal(&s);
                 for (int j = 0; j < 24; j++) x += z[j] * U[j * D + c];
                 k[c] = (float)x;
             }
             rope(k, t);
             float *v = L->v + ((size_t)g * L->T + t) * D;
-            for (int c = 0; c < D; c++) v[c] = (float)gauss(&s);
+            for (int c = 0; c < D; c++) v[c] = (float)bu_normal(&s);
             for (int hq = g * (HQ / HKV); hq < (g + 1) * (HQ / HKV); hq++) {
                 float *q = L->q + ((size_t)hq * L->T + t) * D;
                 double w[24];
-                for (int j = 0; j < 24; j++) w[j] = 0.6 * gauss(&s) * exp(-j / 10.0);
+                for (int j = 0; j < 24; j++) w[j] = 0.6 * bu_normal(&s) * exp(-j / 10.0);
                 for (int c = 0; c < D; c++) {
-                    double x = 0.2 * gauss(&s);
+                    double x = 0.2 * bu_normal(&s);
                     for (int j = 0; j < 24; j++) x += w[j] * U[j * D + c];
                     q[c] = (float)x;
                 }
