@@ -232,14 +232,11 @@ static rk_status rk_fit_head(rk_rotation *rot, int h, double *C, double *qms_buf
     switch (c->method) {
     case RK_METHOD_THINK: {
         /* mean(K²) per channel = variance + mean² */
-        double *k2 = spec; /* reuse: overwritten by the scores below */
+        double *k2 = malloc(sizeof(double) * (size_t)d);
+        if (!k2) return RK_ERR_OUT_OF_MEMORY;
         for (int i = 0; i < d; i++) k2[i] = C[i * d + i] + mean[i] * mean[i];
-        double *tmp = malloc(sizeof(double) * (size_t)d);
-        if (!tmp) return RK_ERR_OUT_OF_MEMORY;
-        memcpy(tmp, k2, sizeof(double) * (size_t)d);
-        memset(spec, 0, sizeof(double) * (size_t)d);
-        rk_pca_think(qms, tmp, d, r, spec, R);
-        free(tmp);
+        rk_pca_think(qms, k2, d, r, spec, R);
+        free(k2);
         return RK_OK;
     }
     case RK_METHOD_RANDOM:
