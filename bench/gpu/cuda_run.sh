@@ -12,7 +12,7 @@
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
-stage=$root/.gpu
+stage=${RK_GPU_STAGE:-$root/.gpu} # RK_GPU_STAGE: another stage folder (one per concurrent worker)
 out=${OUT:-$root/.gpu-out}
 
 stage_build() {
@@ -34,7 +34,8 @@ stage_build() {
     for b in "$stage"/bin/*; do ldd "$b"; done | awk '/=> \// {print $3}' | sort -u |
         grep -E 'lapack|blas|tmglib|gfortran|quadmath|gomp|cudart|cjson' |
         while read -r lib; do cp -L "$lib" "$stage/lib/"; done
-    grep -qx '/.gpu/' "$root/.git/info/exclude" 2>/dev/null || echo '/.gpu/' >>"$root/.git/info/exclude"
+    local rel=/${stage#"$root"/}/
+    grep -qxF "$rel" "$root/.git/info/exclude" 2>/dev/null || echo "$rel" >>"$root/.git/info/exclude"
     du -sh "$stage"
 }
 
