@@ -37,11 +37,10 @@ typedef struct rk_gpu_ctx {
     int sm_count;
     int warp_size;
     size_t smem_per_block;   /* default dynamic shared memory limit per block */
+    int pdl;                 /* programmatic dependent launch of decode kernels (sm_90+) */
     /* decode split workspace, grown on demand */
     float *partials;
     size_t partials_bytes;
-    float *qproj;            /* sparse decode: q·R and q·δμ per query head */
-    size_t qproj_bytes;
     /* resident blocks per SM of decode kernels, asked once per (kernel, shared memory) */
     struct {
         const void *fn;

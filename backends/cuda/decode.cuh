@@ -45,6 +45,17 @@ static __device__ __forceinline__ unsigned rk_pack_p(float lo, float hi) {
 #endif
 }
 
+/* x rounded to the 16-bit storage type and back: the hi part of a hi/lo split */
+template <int DT>
+static __device__ __forceinline__ float rk_round16(float x) {
+#if RK_HAVE_MMA
+    if (DT == DT_BF16) return __bfloat162float(__float2bfloat16_rn(x));
+    return __half2float(__float2half_rn(x));
+#else
+    return x;
+#endif
+}
+
 template <int DT>
 static __device__ __forceinline__ void rk_mma16816(float *c, unsigned a0, unsigned a1, unsigned a2,
                                                    unsigned a3, unsigned b0, unsigned b1) {
@@ -62,9 +73,20 @@ static __device__ __forceinline__ void rk_mma16816(float *c, unsigned a0, unsign
 #endif
 }
 
+/* Programmatic dependent launch (sm_90, see rk_dec_launch): a decode kernel may be resident
+ * before the previous kernel of the stream has finished, so it first waits for that kernel and
+ * its memory, then lets the next kernel launch at once (it will wait in turn). This hides the
+ * launch gaps between the decode, its combine and the next decode. No-ops elsewhere. */
+static __device__ __forceinline__ void rk_pdl_enter() {
+#if !defined(RK_HIP) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
 #define RK_DEC_INLINE_SEQS 64 /* sequence table passed in the kernel parameters up to this B */
 #define RK_DEC_MAX_SPLITS 256
-#define RK_QPROJ_CHUNK 4096 /* floats of R staged per pass of rk_decode_qproj */
+#define RK_QPROJ_CHUNK 4096 /* floats of R staged per pass of the prologue's projection */
 #define RK_QPROJ_OUT 16     /* q·R outputs per thread: gt · r <= 16 · 128 */
 
 struct rk_dec_seq {
@@ -77,9 +99,9 @@ struct rk_dec_params {
     float *lse;
     long long q_b, q_h, kf_b, kf_h, kf_t, ks_b, ks_h, ks_t, v_b, v_h, v_t, o_b, o_h, l_b, l_h;
     const float *R, *dmu;       /* [B][Hkv][d][r], [B][Hkv][d] (sparse) */
-    float *qproj;               /* [B][Hq][r + 1]: q·R and q·δμ, scaled (rk_decode_qproj) */
     const rk_dec_seq *seq_dev;  /* device copy when B > RK_DEC_INLINE_SEQS */
     int B, Hq, Hkv, G, d, dv, r, sparse;
+    int q_vec;                  /* q rows are 16-byte chunks: vector loads */
     int gt;                     /* query heads per block (chunk width) */
     int hc;                     /* head chunks per KV head */
     float qscale;               /* scale · log2(e) */
@@ -89,15 +111,33 @@ struct rk_dec_params {
     rk_dec_seq seq[RK_DEC_INLINE_SEQS];
 };
 
-/* Shared-memory carve-up, identical on host (sizing) and device (pointers). Floats. */
+/* Shared-memory carve-up, identical on host (sizing) and device (pointers). Floats. The
+ * prologue's stage (a chunk of R, then δμ) overlaps the tile buffers from logit on. */
 struct rk_dec_smem {
-    float *q, *qr, *bias, *logit, *p, *alpha, *m, *l, *acc;
+    float *q, *qr, *bias, *logit, *p, *alpha, *m, *l, *acc, *stage;
 };
+
+static __host__ __device__ inline int rk_dec_stage_rows(int d, int r) {
+    return d < RK_QPROJ_CHUNK / r ? d : RK_QPROJ_CHUNK / r;
+}
+
+/* R chunk, δμ, then the projection's per-slice partial sums [slices][gt][r] */
+static __host__ __device__ inline size_t rk_dec_stage_floats(int gt, int d, int r) {
+    if (r <= 0) return 0;
+    const int ns = r < RK_THREADS ? RK_THREADS / r : 1;
+    return (size_t)rk_dec_stage_rows(d, r) * r + d + (size_t)ns * gt * r;
+}
+
+/* q, q·R and bias; rounded to 16 bytes so the stage after it takes 16-byte stores */
+static __host__ __device__ inline size_t rk_dec_front_floats(int gt, int d, int r) {
+    return ((size_t)gt * d + (size_t)gt * r + gt + 3) & ~(size_t)3;
+}
 
 static __host__ __device__ inline size_t rk_dec_smem_floats(int gt, int d, int r, int dv, int nw,
                                                             int tile) {
-    return (size_t)gt * d + (size_t)gt * r + gt + 2 * (size_t)nw * gt * tile + 3 * (size_t)nw * gt +
-           (size_t)nw * gt * dv;
+    const size_t tiles = 2 * (size_t)nw * gt * tile + 3 * (size_t)nw * gt + (size_t)nw * gt * dv;
+    const size_t stage = rk_dec_stage_floats(gt, d, r);
+    return rk_dec_front_floats(gt, d, r) + (tiles > stage ? tiles : stage);
 }
 
 static __device__ inline rk_dec_smem rk_dec_carve(float *base, int gt, int d, int r, int dv,
@@ -106,12 +146,13 @@ static __device__ inline rk_dec_smem rk_dec_carve(float *base, int gt, int d, in
     s.q = base;
     s.qr = s.q + gt * d;
     s.bias = s.qr + gt * r;
-    s.logit = s.bias + gt;       /* [nw][gt][tile] */
+    s.logit = base + rk_dec_front_floats(gt, d, r); /* [nw][gt][tile] */
     s.p = s.logit + nw * gt * tile; /* [nw][tile][gt] */
     s.alpha = s.p + nw * gt * tile; /* [nw][gt] */
     s.m = s.alpha + nw * gt;
     s.l = s.m + nw * gt;
     s.acc = s.l + nw * gt;       /* [nw][gt][dv] */
+    s.stage = s.logit;
     return s;
 }
 
@@ -119,13 +160,33 @@ static __device__ inline rk_dec_seq rk_dec_seq_of(const rk_dec_params &p, int b)
     return p.B <= RK_DEC_INLINE_SEQS ? p.seq[b] : p.seq_dev[b];
 }
 
-/* q of heads h0 .. h0 + rows - 1 (scaled; zero past nh) into dst [rows][d], all loads of a
- * thread in flight together (host keeps rows · d <= RK_Q_MAX · RK_THREADS). */
+/* q of heads h0 .. h0 + rows - 1 (scaled; zero past nh) into dst [rows][d]. Rows of 16-byte
+ * chunks (p.q_vec) take one vector load per chunk, usually one per thread; otherwise every
+ * scalar load of a thread is in flight together (host keeps rows · d <= RK_Q_MAX · RK_THREADS). */
 #define RK_Q_MAX 16
 template <int DT>
 static __device__ __forceinline__ void rk_load_q(const rk_dec_params &p, float *dst, int b, int h0,
                                                  int nh, int rows) {
-    const char *qb = p.q + (size_t)(b * p.q_b) * rk_dt<DT>::size;
+    constexpr int ESZ = rk_dt<DT>::size, VE = 16 / ESZ;
+    const char *qb = p.q + (size_t)(b * p.q_b) * ESZ;
+    if (p.q_vec) {
+        const int cph = p.d / VE; /* chunks per head row */
+        for (int i = threadIdx.x; i < rows * cph; i += RK_THREADS) {
+            const int h = i / cph, c = (i - h * cph) * VE;
+            float v[VE];
+            if (h < nh) {
+                rk_unpack16<DT>(*(const uint4 *)(qb + ((long long)(h0 + h) * p.q_h + c) * ESZ), v);
+            } else {
+#pragma unroll
+                for (int e = 0; e < VE; e++) v[e] = 0.0f;
+            }
+#pragma unroll
+            for (int e = 0; e < VE; e += 4)
+                *(float4 *)(dst + h * p.d + c + e) =
+                    make_float4(v[e] * p.qscale, v[e + 1] * p.qscale, v[e + 2] * p.qscale, v[e + 3] * p.qscale);
+        }
+        return;
+    }
     float t[RK_Q_MAX];
 #pragma unroll
     for (int k = 0; k < RK_Q_MAX; k++) {
@@ -139,110 +200,116 @@ static __device__ __forceinline__ void rk_load_q(const rk_dec_params &p, float *
     }
 }
 
-/* q·R and q·δμ (scaled) of every query head, once per decode: the decode blocks of a KV head
- * then read r + 1 floats per head instead of each walking all of R. Grid (Hkv · chunks, B). */
-template <int DT>
-__global__ void __launch_bounds__(RK_THREADS) rk_decode_qproj(const rk_dec_params p) {
-    extern __shared__ float rk_smem[]; /* q [gt][d], then an R chunk [rows][r] */
-    const int tid = threadIdx.x, lane = tid % RK_WARP, warp = tid / RK_WARP;
-    const int b = blockIdx.y, g = blockIdx.x / p.hc, chunk = blockIdx.x % p.hc;
-    const int gt = p.gt, h0 = g * p.G + chunk * gt, nh = min(gt, p.G - chunk * gt);
-    const int d = p.d, r = p.r;
-    float *sq = rk_smem, *sR = rk_smem + gt * d;
-    rk_load_q<DT>(p, sq, b, h0, nh, nh);
-    const size_t bg = (size_t)b * p.Hkv + g;
-    const float *R = p.R + bg * d * r, *dmu = p.dmu + bg * d;
-    const int rows = RK_QPROJ_CHUNK / r; /* rows of R per shared chunk (host keeps r <= chunk) */
-    float acc[RK_QPROJ_OUT];
+/* Copy n floats of global memory into shared memory, every load of a thread in flight before
+ * the first store (16-byte loads when src and n allow). */
+static __device__ __forceinline__ void rk_stage_floats(float *dst, const float *src, int n) {
+    const int tid = threadIdx.x;
+    if (n % 4 == 0 && (((size_t)src | (size_t)dst) & 15) == 0) {
+        const float4 *s4 = (const float4 *)src;
+        for (int i0 = tid; i0 < n / 4; i0 += 8 * RK_THREADS) {
+            float4 t[8];
 #pragma unroll
-    for (int k = 0; k < RK_QPROJ_OUT; k++) acc[k] = 0.0f;
-    for (int c0 = 0; c0 < d; c0 += rows) {
-        const int n = min(rows, d - c0) * r;
-        __syncthreads(); /* previous chunk consumed */
-        /* every load of the chunk in flight at once: this kernel is one round trip long */
-        if (r % 4 == 0) {
-            const float4 *src = (const float4 *)(R + (size_t)c0 * r);
-            for (int i0 = tid; i0 < n / 4; i0 += 8 * RK_THREADS) {
-                float4 t[8];
-#pragma unroll
-                for (int u = 0; u < 8; u++) {
-                    const int i = i0 + u * RK_THREADS;
-                    t[u] = i < n / 4 ? src[i] : make_float4(0.f, 0.f, 0.f, 0.f);
-                }
-#pragma unroll
-                for (int u = 0; u < 8; u++)
-                    if (i0 + u * RK_THREADS < n / 4) ((float4 *)sR)[i0 + u * RK_THREADS] = t[u];
+            for (int u = 0; u < 8; u++) {
+                const int i = i0 + u * RK_THREADS;
+                t[u] = i < n / 4 ? s4[i] : make_float4(0.f, 0.f, 0.f, 0.f);
             }
-        } else {
-            for (int i0 = tid; i0 < n; i0 += 8 * RK_THREADS) {
-                float t[8];
 #pragma unroll
-                for (int u = 0; u < 8; u++) {
-                    const int i = i0 + u * RK_THREADS;
-                    t[u] = i < n ? R[(size_t)c0 * r + i] : 0.0f;
-                }
-#pragma unroll
-                for (int u = 0; u < 8; u++)
-                    if (i0 + u * RK_THREADS < n) sR[i0 + u * RK_THREADS] = t[u];
-            }
+            for (int u = 0; u < 8; u++)
+                if (i0 + u * RK_THREADS < n / 4) ((float4 *)dst)[i0 + u * RK_THREADS] = t[u];
         }
-        __syncthreads();
+        return;
+    }
+    for (int i0 = tid; i0 < n; i0 += 8 * RK_THREADS) {
+        float t[8];
 #pragma unroll
-        for (int k = 0; k < RK_QPROJ_OUT; k++) {
-            const int o = tid + k * RK_THREADS;
-            if (o >= nh * r) break;
-            const int h = o / r, j = o % r, rows_here = n / r;
-            const float *qh = sq + h * d + c0;
-            float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f; /* four chains: latency, not FMAs, bounds this */
-            int c = 0;
-            for (; c + 3 < rows_here; c += 4) {
-                a0 += qh[c] * sR[c * r + j];
-                a1 += qh[c + 1] * sR[(c + 1) * r + j];
-                a2 += qh[c + 2] * sR[(c + 2) * r + j];
-                a3 += qh[c + 3] * sR[(c + 3) * r + j];
-            }
-            for (; c < rows_here; c++) a0 += qh[c] * sR[c * r + j];
-            acc[k] += (a0 + a1) + (a2 + a3);
+        for (int u = 0; u < 8; u++) {
+            const int i = i0 + u * RK_THREADS;
+            t[u] = i < n ? src[i] : 0.0f;
         }
-    }
-    float *dst = p.qproj + ((size_t)b * p.Hq + h0) * (r + 1);
 #pragma unroll
-    for (int k = 0; k < RK_QPROJ_OUT; k++) {
-        const int o = tid + k * RK_THREADS;
-        if (o < nh * r) dst[(o / r) * (r + 1) + o % r] = acc[k];
-    }
-    for (int h = warp; h < nh; h += RK_NWARPS) {
-        float a = 0.0f;
-        for (int c = lane; c < d; c += RK_WARP) a += sq[h * d + c] * dmu[c];
-        a = rk_warp_sum(a);
-        if (lane == 0) dst[h * (r + 1) + r] = a;
+        for (int u = 0; u < 8; u++)
+            if (i0 + u * RK_THREADS < n) dst[i0 + u * RK_THREADS] = t[u];
     }
 }
 
-/* q of the block's heads into shared memory (scaled; zero rows for heads past the group), and
- * for sparse decode the heads' q·R and q·δμ from the projection pass. */
-template <int DT>
+/* q of the block's heads into shared memory (scaled; zero rows past the group), and for sparse
+ * decode their q·R and q·δμ. R is staged through shared memory RK_QPROJ_CHUNK floats at a time;
+ * the first chunk's loads, δμ's and q's are in flight together, so a block pays about one L2
+ * round trip for the projection (R stays in L2 after a head's first block). Computing it here
+ * instead of in a projection pass saves a launch. Thread t owns column j = t % r of a slice of
+ * the rows (t / r) for all GT heads: one R load feeds GT independent FMA chains, and the slices'
+ * partial sums meet in shared memory. At batch 1 every warp runs this once, so its instruction
+ * count is a fixed part of the decode's latency. */
+template <int DT, int GT>
 static __device__ void rk_dec_prologue(const rk_dec_params &p, const rk_dec_smem &sm, int b,
-                                       int g, int h0, int nh, int gt, bool need_span) {
-    rk_load_q<DT>(p, sm.q, b, h0, nh, gt);
-    if (need_span) {
-        const float *src = p.qproj + ((size_t)b * p.Hq + h0) * (p.r + 1);
-        const int n = gt * (p.r + 1);
-        float t[RK_Q_MAX];
-#pragma unroll
-        for (int k = 0; k < RK_Q_MAX; k++) {
-            const int i = threadIdx.x + k * RK_THREADS;
-            t[k] = i < n && i / (p.r + 1) < nh ? src[i] : 0.0f;
-        }
-#pragma unroll
-        for (int k = 0; k < RK_Q_MAX; k++) {
-            const int i = threadIdx.x + k * RK_THREADS, h = i / (p.r + 1), j = i % (p.r + 1);
-            if (i >= n) break;
-            if (j < p.r) sm.qr[h * p.r + j] = t[k];
-            else sm.bias[h] = t[k];
-        }
+                                       int g, int h0, int nh, bool need_span) {
+    const int tid = threadIdx.x, lane = tid % RK_WARP, warp = tid / RK_WARP, d = p.d, r = p.r;
+    if (!need_span) {
+        rk_load_q<DT>(p, sm.q, b, h0, nh, GT);
+        __syncthreads();
+        return;
     }
-    __syncthreads();
+    const size_t bg = (size_t)b * p.Hkv + g;
+    const float *R = p.R + bg * d * r, *dmu = p.dmu + bg * d;
+    const int rows = rk_dec_stage_rows(d, r);
+    const int ns = r < RK_THREADS ? RK_THREADS / r : 1; /* row slices */
+    float *sdmu = sm.stage + rows * r, *red = sdmu + d;  /* red [ns][GT][r] */
+    for (int i = tid; i < d; i += RK_THREADS) sdmu[i] = dmu[i];
+    rk_stage_floats(sm.stage, R, rows * r);
+    rk_load_q<DT>(p, sm.q, b, h0, nh, GT);
+    const int sl = tid / r;
+    for (int j0 = 0; j0 < r; j0 += RK_THREADS) { /* r > RK_THREADS: columns in passes */
+        const int j = j0 + tid % r;
+        float acc[GT];
+#pragma unroll
+        for (int h = 0; h < GT; h++) acc[h] = 0.0f;
+        for (int c0 = 0; c0 < d; c0 += rows) {
+            const int n_rows = min(rows, d - c0), per = (n_rows + ns - 1) / ns;
+            if (c0 > 0) {
+                __syncthreads(); /* previous chunk consumed */
+                rk_stage_floats(sm.stage, R + (size_t)c0 * r, n_rows * r);
+            }
+            __syncthreads();
+            if (sl < ns && j < r) {
+                const int ca = sl * per, cb = min(n_rows, ca + per);
+                int c = ca;
+                if ((d & 3) == 0 && ((c0 + ca) & 3) == 0)
+                    for (; c + 3 < cb; c += 4) {
+                        const float r0 = sm.stage[c * r + j], r1 = sm.stage[(c + 1) * r + j];
+                        const float r2 = sm.stage[(c + 2) * r + j], r3 = sm.stage[(c + 3) * r + j];
+#pragma unroll
+                        for (int h = 0; h < GT; h++) {
+                            const float4 q = *(const float4 *)(sm.q + h * d + c0 + c);
+                            acc[h] += q.x * r0 + q.y * r1 + q.z * r2 + q.w * r3;
+                        }
+                    }
+                for (; c < cb; c++) {
+                    const float rv = sm.stage[c * r + j];
+#pragma unroll
+                    for (int h = 0; h < GT; h++) acc[h] += sm.q[h * d + c0 + c] * rv;
+                }
+            }
+        }
+        if (sl < ns && j < r)
+#pragma unroll
+            for (int h = 0; h < GT; h++) red[(sl * GT + h) * r + j] = acc[h];
+        __syncthreads();
+        for (int o = tid; o < GT * r; o += RK_THREADS) {
+            const int jj = o % r;
+            if (jj < j0 || jj >= j0 + RK_THREADS) continue;
+            float a = 0.0f;
+            for (int k = 0; k < ns; k++) a += red[k * GT * r + o];
+            sm.qr[o] = a; /* zero past the group: those q rows are zero */
+        }
+        __syncthreads();
+    }
+    for (int h = warp; h < GT; h += RK_NWARPS) {
+        float a = 0.0f;
+        for (int c = lane; c < d; c += RK_WARP) a += sm.q[h * d + c] * sdmu[c];
+        a = rk_warp_sum(a);
+        if (lane == 0) sm.bias[h] = a;
+    }
+    __syncthreads(); /* the stage overlaps the tile buffers */
 }
 
 /* Logits of tokens [p0, p0 + n) of one tile, one token at a time across the warp: the path for
@@ -333,7 +400,10 @@ static __device__ void rk_dec_logits_mixed(const rk_dec_params &p, const rk_dec_
                 float a = 0.0f;
                 if (c0 < w)
 #pragma unroll
-                    for (int e = 0; e < VE; e++) a += qv[h * w + c0 + e] * k[e];
+                    for (int e = 0; e < VE; e += 4) { /* rows are 16-byte chunks: so are q's */
+                        const float4 q4 = *(const float4 *)(qv + h * w + c0 + e);
+                        a += q4.x * k[e] + q4.y * k[e + 1] + q4.z * k[e + 2] + q4.w * k[e + 3];
+                    }
                 part[h] = a;
             }
             for (int o = chm / 2; o > 0; o >>= 1)
@@ -348,7 +418,8 @@ static __device__ void rk_dec_logits_mixed(const rk_dec_params &p, const rk_dec_
 }
 
 /* Combine the warps' (m, l, acc) of this block; with one split write the output, otherwise a
- * partial for rk_decode_combine. */
+ * partial for rk_decode_combine. Each head's (max, sum) and the warps' weights are found once,
+ * then every thread merges channels with one weighted sum over the warps. */
 template <int DT>
 static __device__ void rk_dec_finish(const rk_dec_params &p, const rk_dec_smem &sm,
                                      const rk_dec_seq &s, int b, int h0, int nh, int gt,
@@ -356,30 +427,39 @@ static __device__ void rk_dec_finish(const rk_dec_params &p, const rk_dec_smem &
     const int tid = threadIdx.x;
     const int S = p.n_split, dv = p.dv;
     __syncthreads();
-    if (nonempty) {
-        for (int i = tid; i < nh * dv; i += RK_THREADS) {
-            const int h = i / dv, c = i % dv;
-            float M = -INFINITY;
-            for (int w = 0; w < RK_NWARPS; w++) M = fmaxf(M, sm.m[w * gt + h]);
-            float L = 0.0f, A = 0.0f;
-            for (int w = 0; w < RK_NWARPS; w++) {
-                if (sm.l[w * gt + h] == 0.0f) continue; /* warp saw no token */
-                float f = exp2f(sm.m[w * gt + h] - M);
-                L += sm.l[w * gt + h] * f;
-                A += sm.acc[(w * gt + h) * dv + c] * f;
-            }
-            const int hq = h0 + h;
-            if (S == 1) {
-                rk_store<DT>(p.out, (long long)b * p.o_b + (long long)hq * p.o_h + c, A / L);
-                if (c == 0 && p.lse) p.lse[b * p.l_b + hq * p.l_h] = (M + log2f(L)) * RK_LN2;
-            } else {
-                const size_t slot = ((size_t)b * p.Hq + hq) * S + split;
-                p.part[slot * dv + c] = A;
-                if (c == 0) {
-                    p.part_ml[slot * 2] = M;
-                    p.part_ml[slot * 2 + 1] = L;
-                }
-            }
+    if (!nonempty) return;
+    float *fac = sm.alpha, *Mh = sm.p, *Lh = sm.p + gt; /* free once the token loop is over */
+    if (tid < nh) {
+        float M = -INFINITY, L = 0.0f;
+        for (int w = 0; w < RK_NWARPS; w++) M = fmaxf(M, sm.m[w * gt + tid]);
+        for (int w = 0; w < RK_NWARPS; w++) {
+            const float l = sm.l[w * gt + tid]; /* 0: the warp saw no token */
+            const float f = l > 0.0f ? exp2f(sm.m[w * gt + tid] - M) : 0.0f;
+            fac[w * gt + tid] = f;
+            L += l * f;
+        }
+        Mh[tid] = M;
+        Lh[tid] = L;
+        const int hq = h0 + tid;
+        if (S == 1) {
+            if (p.lse) p.lse[b * p.l_b + hq * p.l_h] = (M + log2f(L)) * RK_LN2;
+        } else {
+            const size_t slot = ((size_t)b * p.Hq + hq) * S + split;
+            p.part_ml[slot * 2] = M;
+            p.part_ml[slot * 2 + 1] = L;
+        }
+    }
+    __syncthreads();
+    for (int h = 0; h < nh; h++) {
+        const int hq = h0 + h;
+        const float inv = S == 1 ? 1.0f / Lh[h] : 1.0f;
+        float *part = S == 1 ? NULL : p.part + (((size_t)b * p.Hq + hq) * S + split) * dv;
+        for (int c = tid; c < dv; c += RK_THREADS) {
+            float A = 0.0f;
+#pragma unroll
+            for (int w = 0; w < RK_NWARPS; w++) A += sm.acc[(w * gt + h) * dv + c] * fac[w * gt + h];
+            if (S == 1) rk_store<DT>(p.out, (long long)b * p.o_b + (long long)hq * p.o_h + c, A * inv);
+            else part[c] = A;
         }
     }
 }
@@ -390,6 +470,7 @@ static __device__ void rk_dec_finish(const rk_dec_params &p, const rk_dec_smem &
 template <int DT>
 __global__ void __launch_bounds__(RK_THREADS) rk_decode_combine(const rk_dec_params p) {
     __shared__ float w[RK_DEC_MAX_SPLITS];
+    rk_pdl_enter();
     const int tid = threadIdx.x, lane = tid % RK_WARP;
     const int b = blockIdx.x / p.Hq, hq = blockIdx.x % p.Hq, S = p.n_split, dv = p.dv;
     const rk_dec_seq s = rk_dec_seq_of(p, b);
@@ -467,8 +548,9 @@ __global__ void __launch_bounds__(RK_THREADS) rk_decode_combine(const rk_dec_par
  * The hot query slice lives in registers (QS = 1 would read it from shared memory instead: fewer
  * registers, measured no faster; see NOTES.md). */
 template <int DT, int GT, int KC, int VC, int QS = 0>
-__global__ void __launch_bounds__(RK_THREADS, (RK_HAVE_MMA && GT == 8 && DT != DT_F32 && VC == 16 && KC <= 4) ? 3 : 1)
+__global__ void __launch_bounds__(RK_THREADS, (RK_HAVE_MMA && GT == 8 && DT != DT_F32 && VC == 16) ? 3 : 1)
     rk_decode_vec(const rk_dec_params p) {
+    rk_pdl_enter();
     constexpr int ESZ = rk_dt<DT>::size;
     constexpr int VE = 16 / ESZ;             /* elements per 16-byte chunk */
     constexpr int TILE = RK_WARP / 2;        /* tokens per warp tile */
@@ -482,9 +564,11 @@ __global__ void __launch_bounds__(RK_THREADS, (RK_HAVE_MMA && GT == 8 && DT != D
     /* tensor-core P·V: lane (g = lane / 4, q = lane % 4) loads tokens 2q, 2q+1, 2q+8, 2q+9 at
      * chunks g and g + 8; it accumulates channels (g + 8u) · 8 + 2w (+1) for heads 2q, 2q+1 */
     constexpr bool MMA = RK_HAVE_MMA && GT == 8 && DT != DT_F32 && VC == 16 && RK_WARP == 32;
-    /* narrow K rows (r <= 32 at 16 bits): the query slice moves to shared memory so three blocks
-     * fit per SM; wider rows (more K loads per tile) keep it in registers, measured faster */
-    constexpr bool QSX = QS || (MMA && KC <= 4);
+    /* tensor-core K dot too (MMA): A = the tile's K rows (tokens × 16 channels per k-step, 4-byte
+     * pairs loaded straight into fragments), B = q·R (or q) of head g as a 16-bit hi part plus
+     * the residual lo part (two MMAs: logits keep f32-grade precision), C = tokens × heads */
+    constexpr int KSTEPS = KC * VE / 16;
+    constexpr bool QSX = QS || MMA; /* no FFMA query slice in registers on the MMA path */
 
     extern __shared__ float rk_smem[];
     const int tid = threadIdx.x, lane = tid % RK_WARP, warp = tid / RK_WARP;
@@ -496,7 +580,7 @@ __global__ void __launch_bounds__(RK_THREADS, (RK_HAVE_MMA && GT == 8 && DT != D
     const bool nonempty = t0 < t1;
     if (nonempty) {
         const bool need_span = p.sparse && s.span > 0 && s.begin < t1 && s.begin + s.span > t0;
-        rk_dec_prologue<DT>(p, sm, b, g, h0, nh, GT, need_span);
+        rk_dec_prologue<DT, GT>(p, sm, b, g, h0, nh, need_span);
 
         /* this lane's slice of the hot query: heads × one 16-byte chunk of channels */
         const float *hot_q = p.sparse ? sm.qr : sm.q;
@@ -521,6 +605,29 @@ __global__ void __launch_bounds__(RK_THREADS, (RK_HAVE_MMA && GT == 8 && DT != D
 #pragma unroll
             for (int e = 0; e < 4; e++) accm[mb][e] = 0.0f;
         const int mg = lane / 4, mq = lane % 4;
+        unsigned bq[MMA ? KSTEPS : 1][4];
+        float hbm[2] = {0.0f, 0.0f}; /* MMA: bias of heads 2·mq, 2·mq + 1 */
+        if (MMA) {
+            const bool live = need_span || !p.sparse;
+#pragma unroll
+            for (int ks = 0; ks < KSTEPS; ks++) {
+                const float *qh = hot_q + mg * hot_w + 16 * ks + 2 * mq;
+                float x[4], hi[4];
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    x[e] = live ? qh[(e & 1) + 8 * (e >> 1)] : 0.0f;
+                    hi[e] = rk_round16<DT>(x[e]);
+                }
+                bq[ks][0] = rk_pack_p<DT>(hi[0], hi[1]);
+                bq[ks][1] = rk_pack_p<DT>(hi[2], hi[3]);
+                bq[ks][2] = rk_pack_p<DT>(x[0] - hi[0], x[1] - hi[1]);
+                bq[ks][3] = rk_pack_p<DT>(x[2] - hi[2], x[3] - hi[3]);
+            }
+            if (need_span) {
+                hbm[0] = sm.bias[(2 * mq) % GT];
+                hbm[1] = sm.bias[(2 * mq + 1) % GT];
+            }
+        }
         float m_run = -INFINITY, l_run = 0.0f;
         const int sm_head = lane / LPH, sm_j = lane % LPH;
         float *lg = sm.logit + warp * GT * TILE;
@@ -550,7 +657,28 @@ __global__ void __launch_bounds__(RK_THREADS, (RK_HAVE_MMA && GT == 8 && DT != D
                                   : make_uint4(0u, 0u, 0u, 0u);
             }
             const bool hot = p0 >= hot_lo && p0 + TILE <= hot_hi && p0 + TILE <= t1;
-            if (hot) {
+            if (hot && MMA) {
+                const char *k0 = kbase + (size_t)(p0 - hot_lo + mg) * kt * ESZ + 4 * mq;
+                const char *k8 = k0 + (size_t)8 * kt * ESZ;
+                unsigned ka[KSTEPS][4];
+#pragma unroll
+                for (int ks = 0; ks < KSTEPS; ks++) {
+                    ka[ks][0] = *(const unsigned *)(k0 + 32 * ks);
+                    ka[ks][1] = *(const unsigned *)(k8 + 32 * ks);
+                    ka[ks][2] = *(const unsigned *)(k0 + 32 * ks + 16);
+                    ka[ks][3] = *(const unsigned *)(k8 + 32 * ks + 16);
+                }
+                float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+                for (int ks = 0; ks < KSTEPS; ks++) {
+                    rk_mma16816<DT>(c, ka[ks][0], ka[ks][1], ka[ks][2], ka[ks][3], bq[ks][0], bq[ks][1]);
+                    rk_mma16816<DT>(c, ka[ks][0], ka[ks][1], ka[ks][2], ka[ks][3], bq[ks][2], bq[ks][3]);
+                }
+                lg[(2 * mq) * TILE + mg] = c[0] + hbm[0];
+                lg[(2 * mq + 1) * TILE + mg] = c[1] + hbm[1];
+                lg[(2 * mq) * TILE + mg + 8] = c[2] + hbm[0];
+                lg[(2 * mq + 1) * TILE + mg + 8] = c[3] + hbm[1];
+            } else if (hot) {
                 const char *kb = kbase + (size_t)(p0 - hot_lo) * kt * ESZ + kchunk * 16;
                 uint4 kr[KSLOTS];
 #pragma unroll
@@ -696,6 +824,7 @@ __global__ void __launch_bounds__(RK_THREADS, (RK_HAVE_MMA && GT == 8 && DT != D
 template <int DT>
 __global__ void __launch_bounds__(RK_THREADS) rk_decode_any(const rk_dec_params p) {
     constexpr int TILE = RK_WARP / 2;
+    rk_pdl_enter();
     extern __shared__ float rk_smem[];
     const int tid = threadIdx.x, lane = tid % RK_WARP, warp = tid / RK_WARP;
     const int b = blockIdx.z, g = blockIdx.y / p.hc, h0 = g * p.G + blockIdx.y % p.hc;
@@ -706,7 +835,7 @@ __global__ void __launch_bounds__(RK_THREADS) rk_decode_any(const rk_dec_params 
     const bool nonempty = t0 < t1;
     if (nonempty) {
         const bool need_span = p.sparse && s.span > 0 && s.begin < t1 && s.begin + s.span > t0;
-        rk_dec_prologue<DT>(p, sm, b, g, h0, 1, 1, need_span);
+        rk_dec_prologue<DT, 1>(p, sm, b, g, h0, 1, need_span);
         float *acc = sm.acc + warp * p.dv;
         for (int c = lane; c < p.dv; c += RK_WARP) acc[c] = 0.0f;
         float *lg = sm.logit + warp * TILE;

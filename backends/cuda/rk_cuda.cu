@@ -56,7 +56,6 @@ static void be_context_free(rk_context *ctx) {
     (void)cudaSetDevice(g->device);
     if (g->stream) (void)cudaStreamSynchronize(g->stream);
     (void)cudaFree(g->partials);
-    (void)cudaFree(g->qproj);
     (void)cudaFree(g->scratch);
     if (g->stream) (void)cudaStreamDestroy(g->stream);
     (void)cudaGetLastError();
@@ -81,6 +80,9 @@ static rk_status be_context_init(rk_context *ctx) {
     g->sm_count = prop.multiProcessorCount;
     g->warp_size = prop.warpSize;
     g->smem_per_block = prop.sharedMemPerBlock;
+    /* RK_CUDA_PDL=0 turns programmatic dependent launch off (A/B timing of the launch gaps) */
+    const char *pdl = getenv("RK_CUDA_PDL");
+    g->pdl = prop.major >= 9 && !(pdl && pdl[0] == '0');
 
     if (g->warp_size != 32 && g->warp_size != 64) {
         be_context_free(ctx);
@@ -324,6 +326,30 @@ static int rk_gpu_occupancy(rk_gpu_ctx *g, const void *fn, size_t smem) {
     return occ;
 }
 
+/* Launch a decode-phase kernel, with programmatic stream serialization where the device has it
+ * (rk_pdl_enter): its blocks may become resident while the previous kernel finishes. */
+static rk_status rk_dec_launch(rk_context *ctx, rk_dec_fn fn, dim3 grid, size_t smem,
+                               const rk_dec_params &p, const char *what) {
+    rk_gpu_ctx *g = rk_gpu(ctx);
+#if !defined(RK_HIP)
+    if (g->pdl) {
+        cudaLaunchAttribute attr = {};
+        attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        attr.val.programmaticStreamSerializationAllowed = 1;
+        cudaLaunchConfig_t cfg = {};
+        cfg.gridDim = grid;
+        cfg.blockDim = dim3(RK_THREADS);
+        cfg.dynamicSmemBytes = smem;
+        cfg.stream = g->stream;
+        cfg.attrs = &attr;
+        cfg.numAttrs = 1;
+        return rk_gpu_check(ctx, cudaLaunchKernelEx(&cfg, fn, p), what);
+    }
+#endif
+    fn<<<grid, RK_THREADS, smem, g->stream>>>(p);
+    return rk_gpu_launched(ctx, what);
+}
+
 static rk_status be_decode(rk_context *ctx, const rk_op_decode *op) {
     rk_status st = rk_gpu_enter(ctx);
     if (st != RK_OK) return st;
@@ -349,6 +375,7 @@ static rk_status be_decode(rk_context *ctx, const rk_op_decode *op) {
     p.B = op->B; p.Hq = op->Hq; p.Hkv = op->Hkv; p.G = op->Hq / op->Hkv;
     p.d = op->d; p.dv = op->dv; p.r = op->sparse ? op->r : 0; p.sparse = op->sparse;
     p.qscale = op->scale * RK_LOG2E;
+    p.q_vec = rk_rows_aligned16(op->q) && (op->d * esz) % 16 == 0;
 
     /* pick the kernel: fast path when the hot K rows and V rows are 16-byte vectors */
     const rk_tensor *hot = op->sparse ? op->k_span : op->k_full;
@@ -427,34 +454,13 @@ static rk_status be_decode(rk_context *ctx, const rk_op_decode *op) {
         if (st != RK_OK) return st;
         p.seq_dev = (const rk_dec_seq *)g->scratch;
     }
-    int any_span = 0;
-    for (int b = 0; b < op->B && op->sparse; b++) any_span |= op->seqs[b].span_len > 0;
-    if (any_span) {
-        if (p.r > RK_QPROJ_CHUNK || (size_t)gt * p.r > (size_t)RK_QPROJ_OUT * RK_THREADS)
-            return rk_fail(ctx, RK_ERR_UNSUPPORTED, RK_BACKEND_NAME ": rank %d too large", p.r);
-        st = rk_gpu_reserve(ctx, (void **)&g->qproj, &g->qproj_bytes,
-                            (size_t)op->B * op->Hq * (p.r + 1) * sizeof(float), 0);
-        if (st != RK_OK) return st;
-        p.qproj = g->qproj;
-        const size_t qsmem = ((size_t)gt * p.d + RK_QPROJ_CHUNK) * sizeof(float);
-        dim3 qgrid(op->Hkv * p.hc, op->B);
-        switch (dt) {
-        case RK_F32: rk_decode_qproj<DT_F32><<<qgrid, RK_THREADS, qsmem, g->stream>>>(p); break;
-        case RK_F16: rk_decode_qproj<DT_F16><<<qgrid, RK_THREADS, qsmem, g->stream>>>(p); break;
-        default: rk_decode_qproj<DT_BF16><<<qgrid, RK_THREADS, qsmem, g->stream>>>(p); break;
-        }
-        if ((st = rk_gpu_launched(ctx, "decode q projection")) != RK_OK) return st;
-    }
-    dim3 grid(S, op->Hkv * p.hc, op->B);
-    fn<<<grid, RK_THREADS, smem, g->stream>>>(p);
-    if ((st = rk_gpu_launched(ctx, "decode kernel")) != RK_OK || S == 1) return st;
-    const int nb = op->B * op->Hq;
-    switch (dt) {
-    case RK_F32: rk_decode_combine<DT_F32><<<nb, RK_THREADS, 0, g->stream>>>(p); break;
-    case RK_F16: rk_decode_combine<DT_F16><<<nb, RK_THREADS, 0, g->stream>>>(p); break;
-    default: rk_decode_combine<DT_BF16><<<nb, RK_THREADS, 0, g->stream>>>(p); break;
-    }
-    return rk_gpu_launched(ctx, "decode combine kernel");
+    if (p.sparse && (size_t)gt * p.r > (size_t)RK_QPROJ_OUT * RK_THREADS)
+        return rk_fail(ctx, RK_ERR_UNSUPPORTED, RK_BACKEND_NAME ": rank %d too large", p.r);
+    if ((st = rk_dec_launch(ctx, fn, dim3(S, op->Hkv * p.hc, op->B), smem, p, "decode kernel")) != RK_OK || S == 1)
+        return st;
+    rk_dec_fn combine = dt == RK_F32 ? rk_decode_combine<DT_F32>
+                      : dt == RK_F16 ? rk_decode_combine<DT_F16> : rk_decode_combine<DT_BF16>;
+    return rk_dec_launch(ctx, combine, dim3(op->B * op->Hq), 0, p, "decode combine kernel");
 }
 
 /* ---- bandwidth probe ------------------------------------------------------------------------ */

@@ -7,7 +7,7 @@
 #       builds the tree (CUDA only) and copies the tools plus the non-system shared libraries they
 #       need into .gpu/ (git-ignored); name .gpu in the device call's carry.
 #   GPU machine:    bench/gpu/cuda_run.sh run [info check conf sanitize latency bench sdpa rotation
-#                                              summary]   (also: variants ncu)
+#                                              summary]   (also: variants ncu tune splits)
 #       default: every step. Writes under $OUT (or .gpu-out/). BENCH_GRID=quick for a small grid.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -21,7 +21,7 @@ stage_build() {
         -DRK_VULKAN=OFF -DRK_HIP=OFF -DRK_CUDA=ON \
         -DRK_CUDA_ARCHITECTURES=${STAGE_ARCHS:-90a} >/dev/null || exit 1
     cmake --build "$build" -j2 --target rk-bench rk-conformance || exit 1
-    local libs="$build/librotatek.a $build/backends/cuda/librk_cuda_kernels.a"
+    local libs="$build/librotatek.a $build/backends/cuda/librotatek_cuda.a"
     local link="-L/usr/local/cuda/lib -L/usr/local/cuda/lib64 -lcudart -llapacke -fopenmp -lm"
     mkdir -p "$stage/bin" "$stage/lib"
     for tool in cuda_check cuda_rotation_bench cuda_latency; do
@@ -111,6 +111,50 @@ step_latency() {
         "$stage/bin/cuda_latency" --hq 28 --hkv 4 --batch 1 --tokens 65536
         "$stage/bin/cuda_latency" --hq 32 --hkv 32 --batch 1 --tokens 4096
     } | tee "$out/latency.txt"
+}
+
+# Small and mid-size decodes after a change: host / stream / single latency with programmatic
+# dependent launch on and off, kernel durations under ncu (no clock or cache control, so the
+# figures are the kernels' own at boost clocks), and a sweep of the token split count.
+step_tune() {
+    local n
+    n=$(command -v ncu || echo /usr/local/cuda/bin/ncu)
+    {
+        for env in "RK_CUDA_PDL=1" "RK_CUDA_PDL=0"; do
+            echo "== $env"
+            for cfg in "28 4 1 4096" "28 4 8 16384" "32 32 1 4096"; do
+                set -- $cfg
+                env $env "$stage/bin/cuda_latency" --hq "$1" --hkv "$2" --batch "$3" --tokens "$4"
+            done
+        done
+    } | tee "$out/tune_latency.txt"
+    for cfg in "28 4 1 4096" "28 4 8 16384" "28 4 32 65536"; do
+        set -- $cfg
+        echo "== ncu, heads $1/$2 batch $3 tokens $4 (sparse decodes)"
+        "$n" --clock-control none --cache-control none --kernel-name regex:rk_decode \
+            --launch-skip 60 --launch-count 2 --metrics gpu__time_duration.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,smsp__inst_executed.sum,smsp__average_warp_latency_per_inst_issued.ratio,launch__registers_per_thread,launch__occupancy_limit_registers \
+            "$stage/bin/cuda_latency" --hq "$1" --hkv "$2" --batch "$3" --tokens "$4" 2>&1 |
+            grep -E 'rk_decode|gpu__time|dram__|smsp__|launch__' | sed -E 's/, Context.*//; s/ +/ /g'
+    done | tee "$out/tune_ncu.txt"
+}
+
+# Token split counts against the automatic choice (--split 0) on small and mid-size shapes.
+step_splits() {
+    : >"$out/splits.jsonl"
+    for cfg in "1 4096" "1 16384" "8 16384" "8 65536"; do
+        set -- $cfg
+        for s in 0 16 32 64 128; do
+            "$stage/bin/rk-bench" --backend cuda --hq 28 --hkv 4 --r 32 --batch "$1" --tokens "$2" \
+                --full-tokens 80 --dtype f16 --probe-mb 0 --split $s --warmup 3 --iters 9 --json |
+                sed "s/^{/{\"split\":$s,/" >>"$out/splits.jsonl"
+        done
+    done
+    python3 - "$out/splits.jsonl" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    print(f"B{r['batch']:>3} T{r['tokens']:>6} split {r['split']:>4}: sparse {r['sparse_us']:8.1f} us  dense {r['dense_us']:8.1f} us")
+PY
 }
 
 step_ncu() {
