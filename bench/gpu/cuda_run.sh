@@ -21,7 +21,7 @@ stage_build() {
         -DRK_VULKAN=OFF -DRK_HIP=OFF -DRK_CUDA=ON \
         -DRK_CUDA_ARCHITECTURES=${STAGE_ARCHS:-90a} >/dev/null || exit 1
     cmake --build "$build" -j2 --target rk-bench rk-conformance || exit 1
-    local libs="$build/librotatek.a $build/backends/cuda/librk_cuda_kernels.a"
+    local libs="$build/librotatek.a $build/backends/cuda/librotatek_cuda.a"
     local link="-L/usr/local/cuda/lib -L/usr/local/cuda/lib64 -lcudart -llapacke -fopenmp -lm"
     mkdir -p "$stage/bin" "$stage/lib"
     for tool in cuda_check cuda_rotation_bench cuda_latency; do
