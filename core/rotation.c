@@ -315,8 +315,8 @@ static rk_status rk_fit_on_device(rk_rotation *rot, double **out) {
     double *R = C + (size_t)n * dd, *ev = R + (size_t)n * dr, *qms = ev + (size_t)n * r;
     for (int h = 0, k = 0; h < rot->n_heads; h++) {
         if (rot->count[h] == 0) continue;
-        double *Ck = C + (size_t)k * dd, cnt = (double)rot->count[h];
-        for (size_t i = 0; i < dd; i++) Ck[i] = rot->scatter[(size_t)h * dd + i] / cnt;
+        double *Ck = C + (size_t)k * dd, inv_n = 1.0 / (double)rot->count[h]; /* no d² divides */
+        for (size_t i = 0; i < dd; i++) Ck[i] = rot->scatter[(size_t)h * dd + i] * inv_n;
         rk_pca_weight(Ck, c->method == RK_METHOD_PCA_QWEIGHTED ? rk_rotation_qms(rot, h, qms) : NULL,
                       d, c->qnorm_floor, c->ridge);
         seeds[k] = c->seed + (uint64_t)h; /* the host solver's start */
