@@ -116,6 +116,15 @@ typedef struct rk_op_rotation_fit {
     int n, d, r, p, iters;
 } rk_op_rotation_fit;
 
+/* Per (b, query head): Σ q² per channel over the first n_tokens[b] rows of the window, in f64.
+ * A NaN or Inf in the rows makes its sums non-finite (the core checks the sums). */
+typedef struct rk_op_qsumsq {
+    const rk_tensor *queries; /* [B][Hq][W][d] */
+    const int32_t *n_tokens;  /* host, B entries (already resolved, never NULL) */
+    int B, Hq, d;
+    double *sumsq;            /* host out [B][Hq][d] */
+} rk_op_qsumsq;
+
 typedef struct rk_backend_iface {
     const char *name;
 
@@ -151,6 +160,8 @@ typedef struct rk_backend_iface {
     rk_status (*spark_decode)(rk_context *ctx, const rk_op_spark_decode *op);
     /* OPTIONAL: RK_SOLVER_SUBSPACE fits on the device (default: core/pca.c on the host) */
     rk_status (*rotation_fit)(rk_context *ctx, const rk_op_rotation_fit *op);
+    /* OPTIONAL: the observation window's sums on the device (default: download the queries) */
+    rk_status (*qsumsq)(rk_context *ctx, const rk_op_qsumsq *op);
 } rk_backend_iface;
 
 /* Backends compiled in (core/registry.c). Each backend folder defines one of these. */

@@ -128,9 +128,13 @@ rk_status rk_rotation_accumulate(rk_rotation *rot, const rk_tensor *keys, const 
     if (keys->dtype == RK_I32) return rk_fail(ctx, RK_ERR_DTYPE_MISMATCH, "keys must be f32/f16/bf16");
 
     size_t nh = (size_t)rot->n_heads, d = (size_t)c->head_dim;
+    /* Before any keys, a chunk's moments are the heads' moments: the backend writes them in
+     * place (no scratch, no merge), and a failure clears them again. */
+    int in_place = 1;
+    for (size_t h = 0; h < nh; h++) in_place &= rot->count[h] == 0;
     int32_t *lens = malloc(sizeof(int32_t) * (size_t)c->n_seq);
-    double *mean = malloc(sizeof(double) * nh * d);
-    double *scatter = malloc(sizeof(double) * nh * d * d);
+    double *mean = in_place ? rot->mean : malloc(sizeof(double) * nh * d);
+    double *scatter = in_place ? rot->scatter : malloc(sizeof(double) * nh * d * d);
     if (!lens || !mean || !scatter) {
         st = rk_fail(ctx, RK_ERR_OUT_OF_MEMORY, "accumulate scratch");
         goto done;
@@ -153,6 +157,14 @@ rk_status rk_rotation_accumulate(rk_rotation *rot, const rk_tensor *keys, const 
     /* Merge chunk moments (Chan et al.): stable for any chunking. */
     for (size_t h = 0; h < nh; h++) {
         int64_t na = rot->count[h], nb = lens[h / (size_t)c->n_kv_heads];
+        if (in_place) { /* a head without keys keeps zero moments */
+            if (nb == 0) {
+                memset(rot->mean + h * d, 0, sizeof(double) * d);
+                memset(rot->scatter + h * d * d, 0, sizeof(double) * d * d);
+            }
+            rot->count[h] = nb;
+            continue;
+        }
         if (nb == 0) continue;
         double n = (double)(na + nb), fa = (double)na * (double)nb / n;
         double *ma = rot->mean + h * d, *Sa = rot->scatter + h * d * d;
@@ -164,7 +176,33 @@ rk_status rk_rotation_accumulate(rk_rotation *rot, const rk_tensor *keys, const 
         rot->count[h] = na + nb;
     }
 done:
-    free(lens); free(mean); free(scatter);
+    if (in_place && st != RK_OK) {
+        memset(rot->mean, 0, sizeof(double) * nh * d);
+        memset(rot->scatter, 0, sizeof(double) * nh * d * d);
+    }
+    free(lens);
+    if (!in_place) {
+        free(mean);
+        free(scatter);
+    }
+    return st;
+}
+
+/* Host default of rk_op_qsumsq: read the window as f32 and sum per (b, query head). */
+static rk_status rk_qsumsq_host(rk_context *ctx, const rk_op_qsumsq *op) {
+    const rk_tensor *queries = op->queries;
+    size_t W = (size_t)queries->ne[2], d = (size_t)op->d, n = (size_t)op->B * op->Hq;
+    float *q = malloc(sizeof(float) * n * W * d);
+    if (!q) return rk_fail(ctx, RK_ERR_OUT_OF_MEMORY, "observe scratch");
+    rk_status st = rk_tensor_read_f32(ctx, queries, q);
+    for (size_t bh = 0; bh < n && st == RK_OK; bh++) {
+        const float *qh = q + bh * W * d;
+        double *acc = op->sumsq + bh * d;
+        memset(acc, 0, sizeof(double) * d);
+        for (int t = 0; t < op->n_tokens[bh / (size_t)op->Hq]; t++)
+            for (size_t i = 0; i < d; i++) acc[i] += (double)qh[t * d + i] * qh[t * d + i];
+    }
+    free(q);
     return st;
 }
 
@@ -178,20 +216,23 @@ rk_status rk_rotation_observe(rk_rotation *rot, const rk_tensor *queries, const 
     rk_status st = rk_tensor_check(ctx, queries, "queries", RK_ANY, want);
     if (st != RK_OK) return st;
     if (queries->dtype == RK_I32) return rk_fail(ctx, RK_ERR_DTYPE_MISMATCH, "queries must be float");
-    size_t W = (size_t)queries->ne[2], d = (size_t)c->head_dim, hq = (size_t)c->n_q_heads;
-    size_t total = (size_t)c->n_seq * hq * W * d;
+    size_t d = (size_t)c->head_dim, hq = (size_t)c->n_q_heads;
     int32_t *lens = malloc(sizeof(int32_t) * (size_t)c->n_seq);
-    float *q = malloc(sizeof(float) * total);
-    if (!lens || !q) {
+    double *sums = malloc(sizeof(double) * (size_t)c->n_seq * hq * d);
+    if (!lens || !sums) {
         st = rk_fail(ctx, RK_ERR_OUT_OF_MEMORY, "observe scratch");
         goto done;
     }
-    st = rk_check_lengths(ctx, n_tokens, c->n_seq, (int64_t)W, lens);
-    if (st == RK_OK) st = rk_tensor_read_f32(ctx, queries, q);
+    st = rk_check_lengths(ctx, n_tokens, c->n_seq, queries->ne[2], lens);
     if (st != RK_OK) goto done;
+    /* a backend sums on the device: only the sums travel, not the window */
+    rk_op_qsumsq op = {queries, lens, c->n_seq, (int)hq, c->head_dim, sums};
+    st = ctx->be->qsumsq ? ctx->be->qsumsq(ctx, &op) : rk_qsumsq_host(ctx, &op);
+    if (st != RK_OK) goto done;
+    /* Σ q² is finite exactly when the rows are (a float squared cannot overflow a double) */
     for (int b = 0; b < c->n_seq; b++)
         for (size_t h = 0; h < hq; h++)
-            if (!rk_all_finite_f32(q + ((size_t)b * hq + h) * W * d, (size_t)lens[b] * d)) {
+            if (!rk_all_finite_f64(sums + ((size_t)b * hq + h) * d, d)) {
                 st = rk_fail(ctx, RK_ERR_NON_FINITE, "queries of sequence %d, head %zu contain NaN "
                              "or Inf; nothing was observed", b, h);
                 goto done;
@@ -200,14 +241,12 @@ rk_status rk_rotation_observe(rk_rotation *rot, const rk_tensor *queries, const 
     for (int b = 0; b < c->n_seq; b++)
         for (size_t h = 0; h < hq; h++) {
             size_t head = (size_t)b * (size_t)c->n_kv_heads + h / group;
-            const float *qh = q + ((size_t)b * hq + h) * W * d;
-            double *acc = rot->q_sumsq + head * d;
-            for (int t = 0; t < lens[b]; t++)
-                for (size_t i = 0; i < d; i++) acc[i] += (double)qh[t * d + i] * qh[t * d + i];
+            const double *s = sums + ((size_t)b * hq + h) * d;
+            for (size_t i = 0; i < d; i++) rot->q_sumsq[head * d + i] += s[i];
             rot->q_count[head] += lens[b];
         }
 done:
-    free(lens); free(q);
+    free(lens); free(sums);
     return st;
 }
 
@@ -276,8 +315,8 @@ static rk_status rk_fit_on_device(rk_rotation *rot, double **out) {
     double *R = C + (size_t)n * dd, *ev = R + (size_t)n * dr, *qms = ev + (size_t)n * r;
     for (int h = 0, k = 0; h < rot->n_heads; h++) {
         if (rot->count[h] == 0) continue;
-        double *Ck = C + (size_t)k * dd, cnt = (double)rot->count[h];
-        for (size_t i = 0; i < dd; i++) Ck[i] = rot->scatter[(size_t)h * dd + i] / cnt;
+        double *Ck = C + (size_t)k * dd, inv_n = 1.0 / (double)rot->count[h]; /* no d² divides */
+        for (size_t i = 0; i < dd; i++) Ck[i] = rot->scatter[(size_t)h * dd + i] * inv_n;
         rk_pca_weight(Ck, c->method == RK_METHOD_PCA_QWEIGHTED ? rk_rotation_qms(rot, h, qms) : NULL,
                       d, c->qnorm_floor, c->ridge);
         seeds[k] = c->seed + (uint64_t)h; /* the host solver's start */

@@ -51,6 +51,9 @@ typedef struct rk_gpu_ctx {
     /* moments / subspace scratch */
     void *scratch;
     size_t scratch_bytes;
+    /* pinned host staging of the prefill ops' transfers (pageable copies cost ~4x more) */
+    void *stage;
+    size_t stage_bytes;
 } rk_gpu_ctx;
 
 static inline rk_gpu_ctx *rk_gpu(rk_context *ctx) { return (rk_gpu_ctx *)ctx->impl; }
@@ -89,6 +92,20 @@ static rk_status rk_gpu_reserve(rk_context *ctx, void **ptr, size_t *cap, size_t
     *ptr = p;
     *cap = bytes;
     return RK_OK;
+}
+
+/* Grow the context's pinned host staging to at least `bytes` (contents not kept). */
+static rk_status rk_gpu_stage(rk_context *ctx, size_t bytes) {
+    rk_gpu_ctx *g = rk_gpu(ctx);
+    if (bytes <= g->stage_bytes) return RK_OK;
+    rk_status st = rk_gpu_check(ctx, cudaStreamSynchronize(g->stream), "staging sync");
+    if (st != RK_OK) return st;
+    if (g->stage) (void)cudaFreeHost(g->stage);
+    g->stage = NULL;
+    g->stage_bytes = 0;
+    st = rk_gpu_check(ctx, cudaMallocHost(&g->stage, bytes), "pinned staging allocation");
+    if (st == RK_OK) g->stage_bytes = bytes;
+    return st;
 }
 
 /* ---- dtype conversion on the device ------------------------------------------------------ */

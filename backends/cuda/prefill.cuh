@@ -123,6 +123,24 @@ __global__ void __launch_bounds__(256) rk_moments_reduce(rk_keys_view k, const i
     }
 }
 
+
+/* The observation window's Σ q² per channel: a block per (b, query head), a thread per channel
+ * (each row read coalesced), f64 sums over the first n_tokens[b] rows. */
+template <int DT>
+__global__ void __launch_bounds__(128) rk_qsumsq_kernel(rk_keys_view q, const int *n_tokens,
+                                                        double *sums) {
+    const int bh = blockIdx.x, b = bh / q.H, h = bh % q.H, n = n_tokens[b];
+    const char *qb = q.base + (size_t)(b * q.nb_b + h * q.nb_h) * rk_dt<DT>::size;
+    for (int c = threadIdx.x; c < q.d; c += blockDim.x) {
+        double s = 0.0;
+        for (int t = 0; t < n; t++) {
+            const double x = rk_load<DT>(qb, (long long)t * q.nb_t + c);
+            s += x * x;
+        }
+        sums[(size_t)bh * q.d + c] = s;
+    }
+}
+
 /* Compress, tiled: 32 tokens of one head staged as f32 with 16-byte loads, R [d][r] staged, each
  * thread one column j for 32 · r / 128 tokens (r divides 128, r <= 64, d % 8 == 0, rows 16-byte
  * aligned). */

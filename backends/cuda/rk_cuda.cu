@@ -57,6 +57,7 @@ static void be_context_free(rk_context *ctx) {
     if (g->stream) (void)cudaStreamSynchronize(g->stream);
     (void)cudaFree(g->partials);
     (void)cudaFree(g->scratch);
+    if (g->stage) (void)cudaFreeHost(g->stage);
     if (g->stream) (void)cudaStreamDestroy(g->stream);
     (void)cudaGetLastError();
     free(g);
@@ -197,12 +198,45 @@ static rk_status be_moments(rk_context *ctx, const rk_op_moments *op) {
     default: rk_launch_moments<DT_BF16>(k, n_dev, BH, chunk, pairs, part_s, part_m, mean, scatter, g->stream); break;
     }
     if ((st = rk_gpu_launched(ctx, "moments kernels")) != RK_OK) return st;
-    st = rk_gpu_check(ctx, cudaMemcpyAsync(op->mean, mean, mean_n * sizeof(double),
-                                           cudaMemcpyDeviceToHost, g->stream), "download mean");
-    if (st == RK_OK)
-        st = rk_gpu_check(ctx, cudaMemcpyAsync(op->scatter, scatter, sc_n * sizeof(double),
-                                               cudaMemcpyDeviceToHost, g->stream), "download scatter");
+    /* mean and scatter are adjacent: one download through the pinned staging */
+    const size_t out_bytes = (mean_n + sc_n) * sizeof(double);
+    if ((st = rk_gpu_stage(ctx, out_bytes)) != RK_OK) return st;
+    st = rk_gpu_check(ctx, cudaMemcpyAsync(g->stage, mean, out_bytes, cudaMemcpyDeviceToHost, g->stream),
+                      "download moments");
     if (st == RK_OK) st = rk_gpu_check(ctx, cudaStreamSynchronize(g->stream), "moments sync");
+    if (st == RK_OK) {
+        memcpy(op->mean, g->stage, mean_n * sizeof(double));
+        memcpy(op->scatter, (const double *)g->stage + mean_n, sc_n * sizeof(double));
+    }
+    return st;
+}
+
+static rk_status be_qsumsq(rk_context *ctx, const rk_op_qsumsq *op) {
+    rk_status st = rk_gpu_enter(ctx);
+    if (st != RK_OK) return st;
+    rk_gpu_ctx *g = rk_gpu(ctx);
+    const int BH = op->B * op->Hq;
+    const size_t n_bytes = ((size_t)op->B * sizeof(int) + 15) / 16 * 16;
+    const size_t out_bytes = (size_t)BH * op->d * sizeof(double);
+    st = rk_gpu_reserve(ctx, &g->scratch, &g->scratch_bytes, n_bytes + out_bytes, 0);
+    if (st == RK_OK) st = rk_gpu_stage(ctx, out_bytes);
+    if (st != RK_OK) return st;
+    int *n_dev = (int *)g->scratch;
+    double *sums = (double *)((char *)g->scratch + n_bytes);
+    st = rk_gpu_check(ctx, cudaMemcpyAsync(n_dev, op->n_tokens, (size_t)op->B * sizeof(int),
+                                           cudaMemcpyHostToDevice, g->stream), "upload lengths");
+    if (st != RK_OK) return st;
+    rk_keys_view q = rk_keys_of(op->queries);
+    switch (op->queries->dtype) {
+    case RK_F32: rk_qsumsq_kernel<DT_F32><<<BH, 128, 0, g->stream>>>(q, n_dev, sums); break;
+    case RK_F16: rk_qsumsq_kernel<DT_F16><<<BH, 128, 0, g->stream>>>(q, n_dev, sums); break;
+    default: rk_qsumsq_kernel<DT_BF16><<<BH, 128, 0, g->stream>>>(q, n_dev, sums); break;
+    }
+    if ((st = rk_gpu_launched(ctx, "qsumsq kernel")) != RK_OK) return st;
+    st = rk_gpu_check(ctx, cudaMemcpyAsync(g->stage, sums, out_bytes, cudaMemcpyDeviceToHost, g->stream),
+                      "download qsumsq");
+    if (st == RK_OK) st = rk_gpu_check(ctx, cudaStreamSynchronize(g->stream), "qsumsq sync");
+    if (st == RK_OK) memcpy(op->sumsq, g->stage, out_bytes);
     return st;
 }
 
@@ -523,5 +557,6 @@ const rk_backend_iface RK_BACKEND_SYMBOL = {
     .spark_compress = NULL,
     .spark_decode = NULL,
     .rotation_fit = RK_GPU_ROTATION_FIT,
+    .qsumsq = be_qsumsq,
 };
 #endif

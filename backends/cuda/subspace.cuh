@@ -1,10 +1,10 @@
 /* The RK_SOLVER_SUBSPACE basis fit on the device (rk_op_rotation_fit): one block per head, the
- * whole fit in shared memory, the same algorithm as core/pca.c's rk_pca_subspace:
- *   V = orth(V0); repeat iters: V = orth(C·V);   orth = CholeskyQR2
+ * whole fit in shared memory, the algorithm of core/pca.c's rk_pca_subspace:
+ *   V = V0; repeat iters: V = orth(C·V);   orth = CholeskyQR2 (span as the host's orth(V0) start)
  *   Rayleigh-Ritz: H = Vᵀ C V, eigenpairs by cyclic Jacobi, R = V·E (top r, sorted, signs fixed).
  * Precision: C and V are held as f32 for the products C·V (the only d²-sized work); Gram
- * matrices, Cholesky, triangular solves, H and Jacobi are f64, so the CholeskyQR of an
- * ill-conditioned C·V stays stable. */
+ * matrices, Cholesky, triangular solves, H and the Jacobi rotations are f64 (the Jacobi angles
+ * f32), so the CholeskyQR of an ill-conditioned C·V stays stable. */
 #ifndef RK_CUDA_SUBSPACE_CUH
 #define RK_CUDA_SUBSPACE_CUH
 
@@ -15,7 +15,8 @@
 #define RK_FIT_THREADS 512
 #define RK_FIT_SWEEPS 16   /* Jacobi sweeps at most (quadratic convergence: usually 3 to 6) */
 #define RK_FIT_ITEMS 8     /* Jacobi 2×2 blocks and E column pairs per thread: p <= 72 */
-#define RK_FIT_ROWQ 18     /* columns per thread in W L⁻ᵀ (4 threads per row): p <= 72 */
+#define RK_FIT_PMAX 72     /* subspace width: Jacobi items, and Cholesky rows per lane below */
+#define RK_FIT_LROWS ((RK_FIT_PMAX + 31) / 32)
 #define RK_FIT_PROF 12     /* tuning checkpoints of head 0 (RK_CUDA_FIT_PROFILE) */
 
 struct rk_fit_params {
@@ -27,171 +28,211 @@ struct rk_fit_params {
     int n, d, r, p, iters;
 };
 
-/* Shared-memory carve-up (bytes), identical on host and device. */
+/* Shared-memory carve-up (bytes), identical on host and device. C and V rows hold whole float4s
+ * (zero padded); W and G rows have an odd stride of doubles (conflict-free column walks). After
+ * the Rayleigh-Ritz product C's region holds R [d][r] f64. */
 struct rk_fit_layout {
-    int ldc, ldw;           /* row strides: C f32 (d + 1), W/V f64 (odd, for banks) */
+    int ldc, ldv, ldw;
     size_t c_off, v_off, w_off, g_off, aux_off, bytes;
 };
 
 static __host__ __device__ inline rk_fit_layout rk_fit_layout_of(int d, int p) {
     rk_fit_layout L;
-    L.ldc = d + 1;
+    L.ldc = (d + 3) / 4 * 4;
+    L.ldv = (p + 3) / 4 * 4;
     L.ldw = p | 1;
     L.c_off = 0;
     L.v_off = L.c_off + (size_t)d * L.ldc * sizeof(float);
-    L.v_off = (L.v_off + 15) / 16 * 16;
-    L.w_off = L.v_off + (size_t)d * p * sizeof(float);
-    L.w_off = (L.w_off + 15) / 16 * 16;
+    L.w_off = L.v_off + (size_t)d * L.ldv * sizeof(float);
     L.g_off = L.w_off + (size_t)d * L.ldw * sizeof(double);
     L.aux_off = L.g_off + (size_t)p * L.ldw * sizeof(double);
     L.bytes = L.aux_off + (size_t)(3 * p + 8) * sizeof(double); /* Jacobi (c, s), order, inv_diag */
     return L;
 }
 
-/* W = C·V with f32 operands; W stored f64. Thread: 4 rows × every tpq-th column (4 C loads and
- * one V load per column feed 4 FMAs each). */
-#define RK_FIT_CV_COLS 8
-static __device__ void rk_fit_cv(const float *C, const float *V, double *W, int d, int p, int ldc,
-                                 int ldw) {
-    const int quads = (d + 3) / 4, tpq = RK_FIT_THREADS / quads, tid = threadIdx.x;
-    const int i0 = (tid / tpq) * 4, a0 = tid % tpq;
-    if (i0 >= d) return;
-    const int ncols = (p - a0 + tpq - 1) / tpq;
-    float acc[4][RK_FIT_CV_COLS];
+/* W = C·V with f32 operands; W stored f64. C is symmetric, so a thread's 4 output rows at k are
+ * one float4 of C's row k, and its 4 columns one float4 of V's row k: 2 loads feed 16 FMAs. */
+static __device__ void rk_fit_cv(const float *C, const float *V, double *W, int d, int p,
+                                 const rk_fit_layout &L) {
+    const int ng = (p + 3) / 4, items = (d + 3) / 4 * ng;
+    for (int e = threadIdx.x; e < items; e += RK_FIT_THREADS) {
+        const int i0 = (e / ng) * 4, a0 = (e % ng) * 4;
+        const float4 *cp = (const float4 *)(C + i0), *vp = (const float4 *)(V + a0);
+        float acc[4][4] = {};
+#pragma unroll 4
+        for (int k = 0; k < d; k++) {
+            const float4 c = cp[(size_t)k * (L.ldc / 4)], v = vp[(size_t)k * (L.ldv / 4)];
+            const float cr[4] = {c.x, c.y, c.z, c.w}, vr[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
-    for (int r = 0; r < 4; r++)
+            for (int r = 0; r < 4; r++)
 #pragma unroll
-        for (int u = 0; u < RK_FIT_CV_COLS; u++) acc[r][u] = 0.0f;
-    const float *c0 = C + (size_t)min(i0, d - 1) * ldc, *c1 = C + (size_t)min(i0 + 1, d - 1) * ldc;
-    const float *c2 = C + (size_t)min(i0 + 2, d - 1) * ldc, *c3 = C + (size_t)min(i0 + 3, d - 1) * ldc;
-    for (int k = 0; k < d; k++) {
-        const float x0 = c0[k], x1 = c1[k], x2 = c2[k], x3 = c3[k];
-        const float *vk = V + (size_t)k * p + a0;
-#pragma unroll
-        for (int u = 0; u < RK_FIT_CV_COLS; u++) {
-            if (u >= ncols) break;
-            const float v = vk[u * tpq];
-            acc[0][u] += x0 * v; acc[1][u] += x1 * v; acc[2][u] += x2 * v; acc[3][u] += x3 * v;
+                for (int u = 0; u < 4; u++) acc[r][u] += cr[r] * vr[u];
         }
-    }
-#pragma unroll
-    for (int u = 0; u < RK_FIT_CV_COLS; u++) {
-        if (u >= ncols) break;
-        const int a = a0 + u * tpq;
 #pragma unroll
         for (int r = 0; r < 4; r++)
-            if (i0 + r < d) W[(size_t)(i0 + r) * ldw + a] = acc[r][u];
+#pragma unroll
+            for (int u = 0; u < 4; u++)
+                if (i0 + r < d && a0 + u < p) W[(size_t)(i0 + r) * L.ldw + a0 + u] = acc[r][u];
+    }
+}
+
+/* G = Xᵀ Y over d rows in BS×BS blocks of G, SPLIT adjacent lanes per block taking interleaved
+ * rows (conflict-free with the odd row stride) and summing by shuffles. SYM false: the Gram
+ * matrix (X == Y), lower triangle only. SYM true: G = (XᵀY + YᵀX) / 2, both triangles. Every
+ * thread runs the same number of rounds (the shuffles need the whole warp). Shared-memory
+ * bandwidth bounds this: a BS×BS block does BS² FMAs per 2 BS loads. */
+template <typename TX, bool SYM, int BS, int SPLIT>
+static __device__ void rk_fit_cross(const TX *X, int ldx, const double *Y, int ldy, double *G,
+                                    int ldg, int d, int p) {
+    const int pb = (p + BS - 1) / BS, items = pb * (pb + 1) / 2 * SPLIT;
+    const int part = threadIdx.x % SPLIT;
+    for (int e0 = 0; e0 < items; e0 += RK_FIT_THREADS) {
+        const int e = e0 + (int)threadIdx.x, blk = e / SPLIT;
+        int A = (int)((sqrtf(8.0f * blk + 1.0f) - 1.0f) * 0.5f); /* blk = A(A+1)/2 + B, B <= A */
+        while ((A + 1) * (A + 2) / 2 <= blk) A++;
+        while (A * (A + 1) / 2 > blk) A--;
+        const int B = blk - A * (A + 1) / 2;
+        int ia[BS], ib[BS]; /* clamped at p - 1: the extra entries repeat real ones */
+#pragma unroll
+        for (int u = 0; u < BS; u++) {
+            ia[u] = min(BS * A + u, p - 1);
+            ib[u] = min(BS * B + u, p - 1);
+        }
+        double s[BS][BS] = {}, t[BS][BS] = {};
+        if (e < items)
+            for (int i = part; i < d; i += SPLIT) {
+                const TX *x = X + (size_t)i * ldx;
+                const double *y = Y + (size_t)i * ldy;
+                double xa[BS], yb[BS];
+#pragma unroll
+                for (int u = 0; u < BS; u++) { xa[u] = x[ia[u]]; yb[u] = y[ib[u]]; }
+#pragma unroll
+                for (int u = 0; u < BS; u++)
+#pragma unroll
+                    for (int v = 0; v < BS; v++) s[u][v] += xa[u] * yb[v];
+                if (SYM) {
+                    double xb[BS], ya[BS];
+#pragma unroll
+                    for (int u = 0; u < BS; u++) { xb[u] = x[ib[u]]; ya[u] = y[ia[u]]; }
+#pragma unroll
+                    for (int u = 0; u < BS; u++)
+#pragma unroll
+                        for (int v = 0; v < BS; v++) t[u][v] += xb[v] * ya[u];
+                }
+            }
+#pragma unroll
+        for (int o = 1; o < SPLIT; o <<= 1)
+#pragma unroll
+            for (int u = 0; u < BS; u++)
+#pragma unroll
+                for (int v = 0; v < BS; v++) {
+                    s[u][v] += __shfl_xor_sync(0xffffffffu, s[u][v], o);
+                    if (SYM) t[u][v] += __shfl_xor_sync(0xffffffffu, t[u][v], o);
+                }
+        if (e >= items || part) continue;
+#pragma unroll
+        for (int u = 0; u < BS; u++)
+#pragma unroll
+            for (int v = 0; v < BS; v++) {
+                if (SYM)
+                    G[(size_t)ia[u] * ldg + ib[v]] = G[(size_t)ib[v] * ldg + ia[u]] = 0.5 * (s[u][v] + t[u][v]);
+                else if (ia[u] >= ib[v])
+                    G[(size_t)ia[u] * ldg + ib[v]] = s[u][v];
+            }
     }
 }
 
 /* One CholeskyQR pass on W [d][p] (stride ldw): G = WᵀW = LLᵀ, W <- W L⁻ᵀ. *fail set when G is
- * not positive definite. Three barriers: the Gram matrix over the block; the Cholesky factor
- * and its inverse in warp 0 (lane-owned rows, warp-synchronous); then each row of W multiplied
- * in place. The inverse goes to the upper triangle of G (Linv[i][c] at G[c][i]) and its
- * diagonal to inv_diag. Ends synchronized. */
+ * not positive definite. The Gram matrix over the block; L (in G's lower triangle, 1/L_jj in
+ * inv_diag) in warp 0, left-looking: column j is one dot product per row, lane-owned rows, one
+ * shuffle and one reciprocal square root on the chain; then each row of W solves y Lᵀ = w in
+ * place, four threads per row (a thread owns the entries it reads back). Ends synchronized. */
 static __device__ void rk_fit_cholqr(double *W, double *G, double *inv_diag, int d, int p, int ldw,
                                      int *fail, long long *tp = NULL) {
-    const int tid = threadIdx.x, pb = (p + 1) / 2;
-    for (int e = tid; e < pb * pb; e += RK_FIT_THREADS) {
-        const int A = e / pb, B = e % pb;
-        if (B > A) continue;
-        const int a0 = 2 * A, b0 = 2 * B, a1 = min(a0 + 1, p - 1), b1 = min(b0 + 1, p - 1);
-        double s00 = 0.0, s01 = 0.0, s10 = 0.0, s11 = 0.0;
-        for (int i = 0; i < d; i++) {
-            const double *w = W + (size_t)i * ldw;
-            const double x0 = w[a0], x1 = w[a1], y0 = w[b0], y1 = w[b1];
-            s00 += x0 * y0; s01 += x0 * y1; s10 += x1 * y0; s11 += x1 * y1;
-        }
-        G[(size_t)a0 * ldw + b0] = s00;
-        if (a1 != a0) G[(size_t)a1 * ldw + b0] = s10;
-        if (b1 != b0 && b1 <= a0) G[(size_t)a0 * ldw + b1] = s01;
-        if (a1 != a0 && b1 != b0) G[(size_t)a1 * ldw + b1] = s11;
-    }
+    const int tid = threadIdx.x;
+    rk_fit_cross<double, false, 4, 8>(W, ldw, W, ldw, G, ldw, d, p);
     __syncthreads();
-    if (tp && tid == 0) tp[0] = clock64();
+    if (tp) tp[0] = clock64();
     if (tid < 32) {
         const int lane = tid;
         int bad = 0;
-        for (int j = 0; j < p && !bad; j++) {
-            const double gjj = G[(size_t)j * ldw + j];
-            bad = !(gjj > 0.0) || !isfinite(gjj); /* warp-uniform */
-            if (bad) break;
-            const double ljj = sqrt(gjj), rjj = 1.0 / ljj; /* one divide per column */
-            for (int i = j + 1 + lane; i < p; i += 32) G[(size_t)i * ldw + j] *= rjj;
-            __syncwarp();
-            for (int i = j + 1 + lane; i < p; i += 32) {
-                const double lij = G[(size_t)i * ldw + j];
-                double *gi = G + (size_t)i * ldw;
-                int k = j + 1;
-                for (; k + 3 <= i; k += 4) { /* loads first: the updates are independent */
-                    const double l0 = G[(size_t)k * ldw + j], l1 = G[(size_t)(k + 1) * ldw + j];
-                    const double l2 = G[(size_t)(k + 2) * ldw + j], l3 = G[(size_t)(k + 3) * ldw + j];
-                    const double g0 = gi[k], g1 = gi[k + 1], g2 = gi[k + 2], g3 = gi[k + 3];
-                    gi[k] = g0 - lij * l0; gi[k + 1] = g1 - lij * l1;
-                    gi[k + 2] = g2 - lij * l2; gi[k + 3] = g3 - lij * l3;
+        for (int j = 0; j < p; j++) {
+            const double *lj = G + (size_t)j * ldw;
+            double sv[RK_FIT_LROWS];
+#pragma unroll
+            for (int u = 0; u < RK_FIT_LROWS; u++) {
+                const int i = lane + 32 * u;
+                sv[u] = 0.0;
+                if (i < j || i >= p) continue;
+                const double *li = G + (size_t)i * ldw;
+                double s0 = li[j], s1 = 0.0, s2 = 0.0, s3 = 0.0;
+                int k = 0;
+                for (; k + 4 <= j; k += 4) {
+                    s0 -= li[k] * lj[k]; s1 -= li[k + 1] * lj[k + 1];
+                    s2 -= li[k + 2] * lj[k + 2]; s3 -= li[k + 3] * lj[k + 3];
                 }
-                for (; k <= i; k++) gi[k] -= lij * G[(size_t)k * ldw + j];
+                for (; k < j; k++) s0 -= li[k] * lj[k];
+                sv[u] = (s0 + s1) + (s2 + s3);
             }
-            if (lane == 0) {
-                G[(size_t)j * ldw + j] = ljj;
+            double mine = sv[0];
+#pragma unroll
+            for (int u = 1; u < RK_FIT_LROWS; u++)
+                if (j / 32 == u) mine = sv[u];
+            const double sjj = __shfl_sync(0xffffffffu, mine, j % 32);
+            bad = !(sjj > 0.0) || !isfinite(sjj); /* warp-uniform */
+            if (bad) break;
+            const double rjj = rsqrt(sjj);
+#pragma unroll
+            for (int u = 0; u < RK_FIT_LROWS; u++) {
+                const int i = lane + 32 * u;
+                if (i > j && i < p) G[(size_t)i * ldw + j] = sv[u] * rjj;
+            }
+            if (lane == j % 32) {
+                G[(size_t)j * ldw + j] = sjj * rjj;
                 inv_diag[j] = rjj;
             }
             __syncwarp();
         }
-        if (bad) {
-            if (lane == 0) *fail = 1;
-        } else {
-            /* Linv row by row: Linv[i][c] = -(Σ_{c<=k<i} L[i][k] Linv[k][c]) / L[i][i] */
-            for (int i = 0; i < p; i++) {
-                const double rii = inv_diag[i];
-                for (int c = lane; c < i; c += 32) {
-                    double s0 = 0.0, s1 = 0.0;
-                    int k = c;
-                    for (; k + 1 < i; k += 2) {
-                        s0 += G[(size_t)i * ldw + k] * (k == c ? inv_diag[c] : G[(size_t)c * ldw + k]);
-                        s1 += G[(size_t)i * ldw + k + 1] * G[(size_t)c * ldw + k + 1];
-                    }
-                    if (k < i) s0 += G[(size_t)i * ldw + k] * (k == c ? inv_diag[c] : G[(size_t)c * ldw + k]);
-                    G[(size_t)c * ldw + i] = -(s0 + s1) * rii;
-                }
-                __syncwarp();
-            }
-        }
+        if (bad && lane == 0) *fail = 1;
     }
     __syncthreads();
-    if (tp && tid == 0) tp[1] = clock64();
+    if (tp) tp[1] = clock64();
     if (*fail) return;
-    /* w[a] <- Σ_{b <= a} Linv[a][b] w[b]: 4 threads per row, each a strided quarter of the
-     * columns, written back after the whole row has been read */
-    const int row = tid / 4, qtr = tid % 4;
-    double out[RK_FIT_ROWQ];
+    /* y[a] = (w[a] - Σ_{b<a} y[b] L[a][b]) / L[a][a]; thread q of a row keeps its y[b], b ≡ q
+     * (mod 4), in registers (unrolled: static indices), so only L is read from shared memory */
+    const int row = tid / 4, q4 = tid % 4;
+    double *w = W + (size_t)row * ldw; /* rows past d only join the shuffles */
+    double y[RK_FIT_PMAX / 4] = {};
 #pragma unroll
-    for (int u = 0; u < RK_FIT_ROWQ; u++) {
-        const int a = qtr + 4 * u;
-        out[u] = 0.0;
-        if (row >= d || a >= p) continue;
-        const double *w = W + (size_t)row * ldw;
-        double s0 = w[a] * inv_diag[a], s1 = 0.0;
-        int bb = 0;
-        for (; bb + 1 < a; bb += 2) {
-            s0 += w[bb] * G[(size_t)bb * ldw + a];
-            s1 += w[bb + 1] * G[(size_t)(bb + 1) * ldw + a];
+    for (int a = 0; a < RK_FIT_PMAX; a++) {
+        if (a >= p) break;
+        const double *la = G + (size_t)a * ldw;
+        double s0 = 0.0, s1 = 0.0;
+#pragma unroll
+        for (int v = 0; v <= a / 4; v++) {
+            if (4 * v + q4 >= a) continue;
+            if (v & 1) s1 += y[v] * la[4 * v + q4];
+            else s0 += y[v] * la[4 * v + q4];
         }
-        if (bb < a) s0 += w[bb] * G[(size_t)bb * ldw + a];
-        out[u] = s0 + s1;
+        double s = s0 + s1;
+        s += __shfl_xor_sync(0xffffffffu, s, 1);
+        s += __shfl_xor_sync(0xffffffffu, s, 2);
+        if (q4 == (a & 3)) y[a / 4] = ((row < d ? w[a] : 0.0) - s) * inv_diag[a];
     }
-    __syncthreads();
+    if (row < d)
 #pragma unroll
-    for (int u = 0; u < RK_FIT_ROWQ; u++) {
-        const int a = qtr + 4 * u;
-        if (row < d && a < p) W[(size_t)row * ldw + a] = out[u];
-    }
+        for (int v = 0; v < RK_FIT_PMAX / 4; v++)
+            if (4 * v + q4 < p) w[4 * v + q4] = y[v];
     __syncthreads();
+    if (tp) tp[2] = clock64();
 }
 
-static __device__ void rk_fit_store_v(const double *W, float *V, int d, int p, int ldw) {
-    for (int e = threadIdx.x; e < d * p; e += RK_FIT_THREADS)
-        V[e] = (float)W[(size_t)(e / p) * ldw + e % p];
+/* V (f32, zero-padded to ldv columns) = W. */
+static __device__ void rk_fit_store_v(const double *W, float *V, int d, int p, const rk_fit_layout &L) {
+    for (int e = threadIdx.x; e < d * L.ldv; e += RK_FIT_THREADS) {
+        const int i = e / L.ldv, a = e % L.ldv;
+        V[e] = a < p ? (float)W[(size_t)i * L.ldw + a] : 0.0f;
+    }
     __syncthreads();
 }
 
@@ -231,18 +272,19 @@ __global__ void __launch_bounds__(RK_FIT_THREADS) rk_fit_kernel(const rk_fit_par
     __shared__ double off_norm, diag_norm;
     if (tid == 0) fail = 0;
     long long t_start = clock64(), t_loaded = 0, t_first = 0, t_iters = 0, t_h = 0, t_jac = 0;
-    long long t_it2[4] = {0, 0, 0, 0}; /* iteration 2: start, C·V done, Gram done, Cholesky done */
+    long long t_it2[5] = {0, 0, 0, 0, 0}; /* first pass: start, C·V, Gram, Cholesky, solve done */
     int sweeps_done = 0;
     const double *Cg = q.C + (size_t)head * d * d;
-    for (int e0 = tid; e0 < d * d; e0 += 8 * RK_FIT_THREADS) { /* eight loads in flight */
+    for (int e0 = tid; e0 < d * L.ldc; e0 += 8 * RK_FIT_THREADS) { /* eight loads in flight */
         double x[8];
 #pragma unroll
-        for (int u = 0; u < 8; u++) x[u] = e0 + u * RK_FIT_THREADS < d * d ? Cg[e0 + u * RK_FIT_THREADS] : 0.0;
-#pragma unroll
         for (int u = 0; u < 8; u++) {
-            const int e = e0 + u * RK_FIT_THREADS;
-            if (e < d * d) C[(size_t)(e / d) * L.ldc + e % d] = (float)x[u];
+            const int e = e0 + u * RK_FIT_THREADS, i = e / L.ldc, j = e % L.ldc;
+            x[u] = e < d * L.ldc && j < d ? Cg[(size_t)i * d + j] : 0.0;
         }
+#pragma unroll
+        for (int u = 0; u < 8; u++)
+            if (e0 + u * RK_FIT_THREADS < d * L.ldc) C[e0 + u * RK_FIT_THREADS] = (float)x[u];
     }
     /* the start V0 = rk_pca_random_start(seed, d, p) (core/prng.h): element e is the e-th
      * Box-Muller normal of the seed's SplitMix64 stream, i.e. draws 2e and 2e + 1 */
@@ -256,27 +298,28 @@ __global__ void __launch_bounds__(RK_FIT_THREADS) rk_fit_kernel(const rk_fit_par
 
     /* subspace iteration. The iterates carry a span, and span(C·C·V) = span(C·orth(C·V)): two
      * products per CholeskyQR pass (the condition number grows by λ1/λp per product, which f64
-     * CholeskyQR absorbs; a breakdown falls back to the host solver). The final basis gets
-     * CholeskyQR2. */
+     * CholeskyQR absorbs; a breakdown falls back to the host solver). The Gaussian start is well
+     * conditioned, so it enters unorthonormalized (same span as the host's orth(V0)). The final
+     * basis gets CholeskyQR2. */
     double *inv_diag = cs + 2 * ((p + 1) / 2) + 2 + (p + 1) / 2; /* past the Jacobi and order scratch */
-    rk_fit_cholqr(W, G, inv_diag, d, p, L.ldw, &fail); /* a Gaussian start is well conditioned */
-    if (!fail) rk_fit_store_v(W, V, d, p, L.ldw);
+    rk_fit_store_v(W, V, d, p, L);
     for (int it = 1; it <= q.iters && !fail;) {
         const int steps = q.iters - it >= 1 ? 2 : 1;
-        if (it == 1) t_it2[0] = clock64();
-        rk_fit_cv(C, V, W, d, p, L.ldc, L.ldw);
+        const bool first = it == 1;
+        if (first) t_it2[0] = clock64();
+        rk_fit_cv(C, V, W, d, p, L);
         __syncthreads();
         if (steps == 2) {
-            rk_fit_store_v(W, V, d, p, L.ldw);
-            rk_fit_cv(C, V, W, d, p, L.ldc, L.ldw);
+            rk_fit_store_v(W, V, d, p, L);
+            rk_fit_cv(C, V, W, d, p, L);
             __syncthreads();
         }
-        if (it == 1) t_it2[1] = clock64();
+        if (first) t_it2[1] = clock64();
         it += steps;
-        rk_fit_cholqr(W, G, inv_diag, d, p, L.ldw, &fail, it == 3 && tid == 0 ? t_it2 + 2 : NULL);
+        rk_fit_cholqr(W, G, inv_diag, d, p, L.ldw, &fail, first && tid == 0 ? t_it2 + 2 : NULL);
         if (!fail && it > q.iters) rk_fit_cholqr(W, G, inv_diag, d, p, L.ldw, &fail);
-        if (!fail) rk_fit_store_v(W, V, d, p, L.ldw);
-        if (it == 3) t_first = clock64();
+        if (!fail) rk_fit_store_v(W, V, d, p, L);
+        if (first) t_first = clock64();
     }
     t_iters = clock64();
     if (fail) {
@@ -285,18 +328,9 @@ __global__ void __launch_bounds__(RK_FIT_THREADS) rk_fit_kernel(const rk_fit_par
     }
 
     /* Rayleigh-Ritz: H = Vᵀ (C V) in G, symmetrized; E (eigenvectors) in W */
-    rk_fit_cv(C, V, W, d, p, L.ldc, L.ldw);
+    rk_fit_cv(C, V, W, d, p, L);
     __syncthreads();
-    for (int e = tid; e < p * p; e += RK_FIT_THREADS) {
-        const int a = e / p, b = e % p;
-        if (b > a) continue;
-        double s_ab = 0.0, s_ba = 0.0;
-        for (int i = 0; i < d; i++) {
-            s_ab += (double)V[(size_t)i * p + a] * W[(size_t)i * L.ldw + b];
-            s_ba += (double)V[(size_t)i * p + b] * W[(size_t)i * L.ldw + a];
-        }
-        G[(size_t)a * L.ldw + b] = G[(size_t)b * L.ldw + a] = 0.5 * (s_ab + s_ba);
-    }
+    rk_fit_cross<float, true, 2, 2>(V, L.ldv, W, L.ldw, G, L.ldw, d, p);
     __syncthreads();
     for (int e = tid; e < p * p; e += RK_FIT_THREADS)
         W[(size_t)(e / p) * L.ldw + e % p] = (e / p == e % p) ? 1.0 : 0.0;
@@ -329,7 +363,7 @@ __global__ void __launch_bounds__(RK_FIT_THREADS) rk_fit_kernel(const rk_fit_par
         }
         if (lane == 0) { atomicAdd(&off_norm, off); atomicAdd(&diag_norm, dia); }
         __syncthreads();
-        if (!(off_norm > 1e-20 * diag_norm)) break; /* block-uniform; off-diagonal below 1e-10 */
+        if (!(off_norm > 1e-16 * diag_norm)) break; /* block-uniform; off-diagonal below 1e-8 */
         sweeps_done = sweep + 1;
         for (int t = 0; t < m - 1; t++) {
             for (int k = tid; k < pairs; k += RK_FIT_THREADS) {
@@ -337,14 +371,20 @@ __global__ void __launch_bounds__(RK_FIT_THREADS) rk_fit_kernel(const rk_fit_par
                 rk_fit_pair(t, k, m, &i, &j);
                 double c = 1.0, s = 0.0;
                 if (j < p) {
-                    const double hij = G[(size_t)i * L.ldw + j];
-                    if (hij != 0.0) {
-                        /* t = sgn(θ) / (|θ| + sqrt(θ² + 1)), θ = (h_jj - h_ii) / (2 h_ij), written with
-                         * one divide: t = 2 h_ij sgn(δ) / (|δ| + sqrt(δ² + 4 h_ij²)), δ = h_jj - h_ii */
-                        const double dl = G[(size_t)j * L.ldw + j] - G[(size_t)i * L.ldw + i];
-                        const double tt = (dl >= 0 ? 2.0 : -2.0) * hij / (fabs(dl) + sqrt(dl * dl + 4.0 * hij * hij));
-                        c = rsqrt(tt * tt + 1.0);
-                        s = tt * c;
+                    /* t = sgn(θ) / (|θ| + sqrt(θ² + 1)), θ = (h_jj - h_ii) / (2 h_ij), in f32: no f64
+                     * divide or square root on the round's critical path. c = 1/sqrt(1 + t²) to
+                     * f64 (two Newton steps), so the rotation is orthogonal to f64 rounding; the
+                     * f32 angle only leaves h_ij at ~1e-7 of itself, which later sweeps remove. */
+                    const float hf = (float)G[(size_t)i * L.ldw + j];
+                    if (hf != 0.0f) {
+                        const float th = (float)(G[(size_t)j * L.ldw + j] - G[(size_t)i * L.ldw + i]) / (2.0f * hf);
+                        const double tt = (th >= 0.0f ? 1.0f : -1.0f) / (fabsf(th) + sqrtf(fmaf(th, th, 1.0f)));
+                        const double x = fma(tt, tt, 1.0);
+                        double y = (double)rsqrtf((float)x);
+                        y = y * fma(-0.5 * x, y * y, 1.5);
+                        y = y * fma(-0.5 * x, y * y, 1.5);
+                        c = y;
+                        s = tt * y;
                     }
                 }
                 cs[2 * k] = c;
@@ -408,35 +448,45 @@ __global__ void __launch_bounds__(RK_FIT_THREADS) rk_fit_kernel(const rk_fit_par
         }
     }
     __syncthreads();
-    /* R = V·E[:, order], a warp per column; sign: the largest-magnitude entry (first on ties) > 0 */
+    /* R = V·E[:, order] into C's region (C is done), then a warp per column fixes the sign: the
+     * largest-magnitude entry (first on ties) > 0 */
+    double *Rs = (double *)(rk_fit_smem + L.c_off);
+    for (int e = tid; e < d * r; e += RK_FIT_THREADS) {
+        const int i = e / r, col = order[e % r];
+        const float *v = V + (size_t)i * L.ldv;
+        double s0 = 0.0, s1 = 0.0;
+        int a = 0;
+        for (; a + 1 < p; a += 2) {
+            s0 += (double)v[a] * W[(size_t)a * L.ldw + col];
+            s1 += (double)v[a + 1] * W[(size_t)(a + 1) * L.ldw + col];
+        }
+        if (a < p) s0 += (double)v[a] * W[(size_t)a * L.ldw + col];
+        Rs[e] = s0 + s1;
+    }
+    __syncthreads();
     double *Rg = q.R + (size_t)head * d * r;
     for (int j = warp; j < r; j += RK_FIT_THREADS / 32) {
-        const int col = order[j];
         double best = -1.0;
         int best_i = d;
         for (int i = lane; i < d; i += 32) {
-            double s = 0.0;
-            for (int a = 0; a < p; a++) s += (double)V[(size_t)i * p + a] * W[(size_t)a * L.ldw + col];
-            Rg[(size_t)i * r + j] = s;
-            if (fabs(s) > best) { best = fabs(s); best_i = i; }
+            const double x = fabs(Rs[(size_t)i * r + j]);
+            if (x > best) { best = x; best_i = i; }
         }
         for (int o = 16; o > 0; o >>= 1) {
             const double ob = __shfl_xor_sync(0xffffffffu, best, o);
             const int oi = __shfl_xor_sync(0xffffffffu, best_i, o);
             if (ob > best || (ob == best && oi < best_i)) { best = ob; best_i = oi; }
         }
-        __syncwarp();
-        const double sign = Rg[(size_t)best_i * r + j] < 0.0 ? -1.0 : 1.0;
-        __syncwarp();
-        if (sign < 0.0)
-            for (int i = lane; i < d; i += 32) Rg[(size_t)i * r + j] = -Rg[(size_t)i * r + j];
+        const double sign = Rs[(size_t)best_i * r + j] < 0.0 ? -1.0 : 1.0;
+        for (int i = lane; i < d; i += 32) Rg[(size_t)i * r + j] = sign * Rs[(size_t)i * r + j];
     }
     if (tid == 0) q.status[head] = 0;
     if (q.prof && head == 0 && tid == 0) {
         const long long t_end = clock64();
         const long long v[RK_FIT_PROF] = {0, t_loaded - t_start, t_first - t_loaded, t_iters - t_first,
                                           t_h - t_iters, t_jac - t_h, t_end - t_jac, sweeps_done,
-                                          t_it2[1] - t_it2[0], t_it2[2] - t_it2[1], t_it2[3] - t_it2[2], 0};
+                                          t_it2[1] - t_it2[0], t_it2[2] - t_it2[1], t_it2[3] - t_it2[2],
+                                          t_it2[4] - t_it2[3]};
         for (int k = 0; k < RK_FIT_PROF; k++) q.prof[k] = v[k];
     }
 }
@@ -451,25 +501,28 @@ static rk_status rk_gpu_rotation_fit(rk_context *ctx, const rk_op_rotation_fit *
     int optin = 0;
     cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, g->device);
     const int pairs = (p + 1) / 2;
-    /* d <= 128: four threads per row of W; p <= 72: per-thread column and Jacobi item budgets */
-    if (d > RK_FIT_THREADS / 4 || p > RK_FIT_CV_COLS * (RK_FIT_THREADS / ((d + 3) / 4)) ||
-        p > 4 * RK_FIT_ROWQ || r > p ||
+    /* d <= 128: four threads per row of W in the solve; p <= 72: Cholesky rows per lane and
+     * Jacobi items per thread; R [d][r] f64 in C's region */
+    if (d > RK_FIT_THREADS / 4 || p > RK_FIT_PMAX || r > p ||
         pairs * pairs + p * pairs > RK_FIT_ITEMS * RK_FIT_THREADS ||
+        (size_t)r * sizeof(double) > (size_t)L.ldc * sizeof(float) ||
         L.bytes > (size_t)optin || g->warp_size != 32)
         return rk_fail(ctx, RK_ERR_UNSUPPORTED, RK_BACKEND_NAME ": no device fit for d %d, width %d"
                        " (%zu bytes of shared memory)", d, p, L.bytes);
     const size_t c_n = (size_t)n * d * d, r_n = (size_t)n * d * r;
     const int profile = getenv("RK_CUDA_FIT_PROFILE") != NULL; /* tuning: phase cycles to stderr */
-    const size_t bytes = (c_n + r_n + (size_t)n * r + (size_t)n + RK_FIT_PROF) * sizeof(double) + (size_t)n * sizeof(int);
-    st = rk_gpu_reserve(ctx, &g->scratch, &g->scratch_bytes, bytes, 0);
+    /* device: seeds | C (one upload) | R | evals | status (one download) | profile */
+    const size_t up_bytes = (n + c_n) * sizeof(double), down_bytes = (r_n + (size_t)n * r + n) * sizeof(double);
+    st = rk_gpu_reserve(ctx, &g->scratch, &g->scratch_bytes, up_bytes + down_bytes + RK_FIT_PROF * sizeof(long long), 0);
+    if (st == RK_OK) st = rk_gpu_stage(ctx, up_bytes > down_bytes ? up_bytes : down_bytes);
     if (st != RK_OK) return st;
-    double *C = (double *)g->scratch, *R = C + c_n, *ev = R + r_n;
-    unsigned long long *seeds = (unsigned long long *)(ev + (size_t)n * r);
-    long long *prof = (long long *)(seeds + n);
-    int *status = (int *)(prof + RK_FIT_PROF);
-    st = rk_gpu_check(ctx, cudaMemcpyAsync(C, op->C, c_n * sizeof(double), cudaMemcpyHostToDevice, g->stream), "upload C");
-    if (st == RK_OK)
-        st = rk_gpu_check(ctx, cudaMemcpyAsync(seeds, op->seeds, (size_t)n * sizeof(uint64_t), cudaMemcpyHostToDevice, g->stream), "upload seeds");
+    unsigned long long *seeds = (unsigned long long *)g->scratch;
+    double *C = (double *)(seeds + n), *R = C + c_n, *ev = R + r_n;
+    int *status = (int *)(ev + (size_t)n * r);
+    long long *prof = (long long *)(ev + (size_t)n * r + n);
+    memcpy(g->stage, op->seeds, (size_t)n * sizeof(uint64_t));
+    memcpy((unsigned long long *)g->stage + n, op->C, c_n * sizeof(double));
+    st = rk_gpu_check(ctx, cudaMemcpyAsync(seeds, g->stage, up_bytes, cudaMemcpyHostToDevice, g->stream), "upload C");
     if (st == RK_OK)
         st = rk_gpu_check(ctx, cudaFuncSetAttribute(rk_fit_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                     (int)L.bytes), "fit shared memory");
@@ -477,28 +530,27 @@ static rk_status rk_gpu_rotation_fit(rk_context *ctx, const rk_op_rotation_fit *
     rk_fit_params q = {C, seeds, R, ev, status, profile ? prof : NULL, n, d, r, p, op->iters};
     rk_fit_kernel<<<n, RK_FIT_THREADS, L.bytes, g->stream>>>(q);
     if ((st = rk_gpu_check(ctx, cudaGetLastError(), "fit kernel")) != RK_OK) return st;
-    int *host_status = (int *)malloc(sizeof(int) * (size_t)n);
-    if (!host_status) return rk_fail(ctx, RK_ERR_OUT_OF_MEMORY, "fit status");
-    st = rk_gpu_check(ctx, cudaMemcpyAsync(op->R, R, r_n * sizeof(double), cudaMemcpyDeviceToHost, g->stream), "download R");
-    if (st == RK_OK)
-        st = rk_gpu_check(ctx, cudaMemcpyAsync(op->evals, ev, (size_t)n * r * sizeof(double), cudaMemcpyDeviceToHost, g->stream), "download evals");
-    if (st == RK_OK)
-        st = rk_gpu_check(ctx, cudaMemcpyAsync(host_status, status, (size_t)n * sizeof(int), cudaMemcpyDeviceToHost, g->stream), "download status");
+    /* the staging is free again once the upload has run (stream order) */
+    st = rk_gpu_check(ctx, cudaMemcpyAsync(g->stage, R, down_bytes, cudaMemcpyDeviceToHost, g->stream), "download R");
     if (st == RK_OK) st = rk_gpu_check(ctx, cudaStreamSynchronize(g->stream), "fit sync");
-    if (st == RK_OK && profile) {
+    if (st != RK_OK) return st;
+    const double *out = (const double *)g->stage;
+    memcpy(op->R, out, r_n * sizeof(double));
+    memcpy(op->evals, out + r_n, (size_t)n * r * sizeof(double));
+    const int *host_status = (const int *)(out + r_n + (size_t)n * r);
+    if (profile) {
         long long v[RK_FIT_PROF];
         if (cudaMemcpy(v, prof, sizeof v, cudaMemcpyDeviceToHost) == cudaSuccess)
-            fprintf(stderr, "rk_fit cycles: start + first 2 products %lld, the other %d products %lld, "
-                    "RR product %lld, Jacobi %lld (%lld sweeps), R %lld; first pass: 2 C.V %lld, Gram "
-                    "%lld, Cholesky+inverse %lld\n", v[1] + v[2], op->iters - 2, v[3], v[4], v[5], v[7],
-                    v[6], v[8], v[9], v[10]);
+            fprintf(stderr, "rk_fit cycles: load %lld, first pass (2 products + CholeskyQR) %lld, the "
+                    "other %d products + CholeskyQR %lld, RR product %lld, Jacobi %lld (%lld sweeps), R "
+                    "%lld; first pass: 2 C.V %lld, Gram %lld, Cholesky %lld, solve %lld\n", v[1], v[2],
+                    op->iters - 2, v[3], v[4], v[5], v[7], v[6], v[8], v[9], v[10], v[11]);
     }
     /* CholeskyQR broke down (rank-deficient iterate): the host solver has a Householder fallback */
     for (int k = 0; k < n && st == RK_OK; k++)
         if (host_status[k] != 0)
             st = rk_fail(ctx, RK_ERR_UNSUPPORTED, RK_BACKEND_NAME ": head %d: Gram matrix of the "
                          "subspace iteration is not positive definite; fitting on the host", k);
-    free(host_status);
     return st;
 }
 #define RK_GPU_ROTATION_FIT rk_gpu_rotation_fit

@@ -30,6 +30,8 @@
 #define cudaStreamSynchronize hipStreamSynchronize
 #define cudaMalloc hipMalloc
 #define cudaFree hipFree
+#define cudaMallocHost(p, n) hipHostMalloc(p, n, 0)
+#define cudaFreeHost hipHostFree
 #define cudaMemcpy hipMemcpy
 #define cudaMemcpyAsync hipMemcpyAsync
 #define cudaMemsetAsync hipMemsetAsync
