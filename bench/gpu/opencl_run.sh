@@ -16,7 +16,8 @@
 # The image registers only PoCL in /etc/OpenCL/vendors: RK_OPENCL_PLATFORM=NVIDIA (see step_info)
 # makes the GPU device 0.
 set -uo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
+# RK_ROOT: the checkout to run in, where this script is called from a copy (e.g. inside .gpu-ocl)
+root=${RK_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 cd "$root"
 stage=$root/.gpu-ocl
 # Work files live in $work; after every step they are packed into $dest/results.tgz (the device
@@ -128,8 +129,8 @@ bench_grid() { # file
 step_sweep() {
     : >"$out/sweep.jsonl"
     local tune
-    for tune in "" vpre=0 kcp=16,vpre=0 wg=128 wg=128,vpre=0 passes=2 maxrreg=128 \
-        maxrreg=96,vpre=0 groups=16 gh=4; do
+    for tune in "" mma=0 mma=0,tile=32 wg=64 wg=256 groups=16 gh=4 maxrreg=168 warp=0 \
+        warp=0,wg=256; do
         printf '{"tune":"%s"}\n' "$tune" >>"$out/sweep.jsonl"
         echo "=== tune '$tune'" >>"$out/buildlog.txt"
         RK_OPENCL_VERBOSE=1 RK_OPENCL_TUNE=$tune bench_one 28 4 128 64 8 65536 f16 --probe-mb 0 \
@@ -139,6 +140,12 @@ step_sweep() {
         printf '{"tune":"%s"}\n' "$tune" >>"$out/sweep.jsonl"
         RK_OPENCL_TUNE=$tune bench_one 28 4 128 64 1 16384 f16 --probe-mb 0 >>"$out/sweep.jsonl"
     done
+    : >"$out/sweep_g4.jsonl" # G = 4 (2 GB), kept out of the choice of best_tune
+    for tune in "" tile=32 warp=0,wg=256; do
+        printf '{"tune":"%s"}\n' "$tune" >>"$out/sweep_g4.jsonl"
+        RK_OPENCL_TUNE=$tune bench_one 32 8 128 64 8 65536 f16 --probe-mb 0 >>"$out/sweep_g4.jsonl"
+    done
+    python3 "$helpers" table "$out/sweep_g4.jsonl"
     python3 "$helpers" table "$out/sweep.jsonl"
     python3 "$helpers" best "$out/sweep.jsonl" >"$out/best_tune"
     echo "best tune: '$(cat "$out/best_tune")'"
