@@ -8,7 +8,7 @@
 #       builds the tree (cpu + opencl backends) and copies the tools plus the shared libraries the
 #       GPU image lacks (CLBlast, the LAPACK stack) into .gpu-ocl/ (git-ignored); name .gpu-ocl in
 #       the device call's carry.
-#   GPU machine:    bench/gpu/opencl_run.sh run [info conf sweep bench tests kernels]
+#   GPU machine:    bench/gpu/opencl_run.sh run [info conf sweep conf_tuned bench tests kernels]
 #       default: every step. Logs and results packed into $OUT/results.tgz (or
 #       .gpu-ocl-out/results.tgz). BENCH_GRID=quick
 #       runs one small shape (a smoke test of this script on any OpenCL device);
@@ -129,8 +129,8 @@ bench_grid() { # file
 step_sweep() {
     : >"$out/sweep.jsonl"
     local tune
-    for tune in "" mma=0 mma=0,tile=32 wg=64 wg=256 groups=16 gh=4 maxrreg=168 warp=0 \
-        warp=0,wg=256; do
+    for tune in "" mma=0 qloc=1 pref=1 qloc=1,pref=1 wg=64,pref=1 wg=64,qloc=1,pref=1 \
+        wg=256,qloc=1,pref=1 groups=16,qloc=1,pref=1 warp=0,wg=256; do
         printf '{"tune":"%s"}\n' "$tune" >>"$out/sweep.jsonl"
         echo "=== tune '$tune'" >>"$out/buildlog.txt"
         RK_OPENCL_VERBOSE=1 RK_OPENCL_TUNE=$tune bench_one 28 4 128 64 8 65536 f16 --probe-mb 0 \
@@ -141,7 +141,7 @@ step_sweep() {
         RK_OPENCL_TUNE=$tune bench_one 28 4 128 64 1 16384 f16 --probe-mb 0 >>"$out/sweep.jsonl"
     done
     : >"$out/sweep_g4.jsonl" # G = 4 (2 GB), kept out of the choice of best_tune
-    for tune in "" tile=32 warp=0,wg=256; do
+    for tune in "" pref=1 qloc=1,pref=1 wg=64,qloc=1,pref=1 mma=0,qloc=1 warp=0,wg=256; do
         printf '{"tune":"%s"}\n' "$tune" >>"$out/sweep_g4.jsonl"
         RK_OPENCL_TUNE=$tune bench_one 32 8 128 64 8 65536 f16 --probe-mb 0 >>"$out/sweep_g4.jsonl"
     done
@@ -150,6 +150,17 @@ step_sweep() {
     python3 "$helpers" best "$out/sweep.jsonl" >"$out/best_tune"
     echo "best tune: '$(cat "$out/best_tune")'"
     grep -E "^=== tune|rk_decode_part|Used [0-9]+ registers" "$out/buildlog.txt" | grep -B1 -A1 "rk_decode_part" | head -60
+}
+
+step_conf_tuned() { # rk-conformance again with the sweep's best parameters
+    local best
+    best=$(cat "$out/best_tune" 2>/dev/null)
+    [ -n "$best" ] || return 0
+    RK_OPENCL_TUNE=$best timeout 150 "$stage/bin/rk-conformance" --backend opencl \
+        --vectors tests/vectors/cases >"$out/conformance_tuned.txt" 2>&1
+    echo "rk-conformance ($best) exit $?"
+    grep -E 'FAIL' "$out/conformance_tuned.txt" | head -10
+    tail -1 "$out/conformance_tuned.txt"
 }
 
 step_bench() {
@@ -192,11 +203,11 @@ stage) stage_build ;;
 run)
     shift || true
     setup_env
-    for s in ${*:-info conf sweep bench tests kernels}; do
+    for s in ${*:-info conf sweep conf_tuned bench tests kernels}; do
         echo "=== $s"
         "step_$s"
         pack
     done
     ;;
-*) echo "usage: $0 stage | run [info conf sweep bench tests kernels]" >&2; exit 2 ;;
+*) echo "usage: $0 stage | run [info conf sweep conf_tuned bench tests kernels]" >&2; exit 2 ;;
 esac

@@ -205,7 +205,9 @@ kernel void rk_decode_part(RK_DECODE_ARGS) {
  * Defines: RK_NW warps (32 work-items) per work-group; RK_TILE tokens per warp tile; RK_KC_F /
  * RK_KC_S / RK_VC 16-byte chunks per full-width key / pruned key / value row (powers of two
  * <= 32, RK_VC >= RK_KC_F >= RK_KC_S); RK_GP = RK_GH rounded up to a power of two (padding heads
- * repeat the last real one); RK_MMA 1: P·V on tensor cores (RK_GP 8, 16-bit, RK_VC 16, RK_TILE 16).
+ * repeat the last real one); RK_MMA 1: P·V on tensor cores (RK_GP 8, 16-bit, RK_VC 16, RK_TILE 16);
+ * RK_QLOCAL 1: the query slice is read from local memory at each use instead of held in
+ * registers; RK_PREFETCH 1: a warp issues its next tile's loads before working on the current one.
  * Shuffles, conversions and mma are inline PTX, which NVIDIA's OpenCL compiler hands to ptxas;
  * other devices take the tiled shape below.
  *
@@ -320,6 +322,26 @@ inline uint rk_hi16(uint a, uint b) { return (a >> 16) | (b & 0xffff0000u); }
 typedef rk_chunk rk_acc[RK_GP]; /* heads × this lane's value chunk */
 #endif
 
+/* Loads of the tile at p0 (n valid rows) that this lane uses, all issued before any is used. */
+inline void rk_warp_load(uint4 vb[RK_VSL], uint4 kb[RK_KSL_MAX], global const rk_elem *kh, long kst,
+                         int shift, global const rk_elem *vh, long v_st, int p0, int n, const int KC) {
+    const int lane = get_local_id(0) % RK_LANES, KTPP = RK_LANES / KC, KSL = RK_TILE / KTPP;
+    #pragma unroll
+    for (int i = 0; i < RK_VSL; i++) {
+#if RK_MMA
+        const int t = 2 * (lane % 4) + ((i >> 1) & 1) + 8 * (i >> 2), c = lane / 4 + 8 * (i & 1);
+#else
+        const int t = i * (RK_LANES / RK_VC) + lane / RK_VC, c = lane % RK_VC;
+#endif
+        vb[i] = t < n ? rk_ldchunk(vh + (long)(p0 + t) * v_st, c) : (uint4)(0u);
+    }
+    #pragma unroll
+    for (int i = 0; i < KSL; i++) {
+        const int t = i * KTPP + lane / KC;
+        kb[i] = t < n ? rk_ldchunk(kh + (long)(p0 + t - shift) * kst, lane % KC) : (uint4)(0u);
+    }
+}
+
 /* Positions [pb, pe) of one segment: key rows kh[(p - shift)·kst], KC chunks wide, scored against
  * qw[h][KC·RK_VE] plus bias[h]; value rows vh[p·v_st]. acc, l and mref are per head. KC is a
  * compile-time constant at every call, so every private array index folds to a constant. */
@@ -335,36 +357,42 @@ inline void rk_warp_segment(global const rk_elem *kh, long kst, int shift, globa
     const int mg = lane / 4, mq = lane % 4;    /* mma fragment coordinates */
     (void)mg;
     (void)mq;
+#if RK_VE == 8
+#define RK_QLOAD(h) vload8(kc, qw + (h) * KC * RK_VE)
+#else
+#define RK_QLOAD(h) vload4(kc, qw + (h) * KC * RK_VE)
+#endif
+#if RK_QLOCAL
+#define RK_Q(h) RK_QLOAD(h)
+#else
     rk_chunk qx[RK_GP];
     #pragma unroll
-    for (int h = 0; h < RK_GP; h++) {
-#if RK_VE == 8
-        qx[h] = vload8(kc, qw + h * KC * RK_VE);
-#else
-        qx[h] = vload4(kc, qw + h * KC * RK_VE);
+    for (int h = 0; h < RK_GP; h++) qx[h] = RK_QLOAD(h);
+#define RK_Q(h) qx[h]
 #endif
-    }
     float hb[RK_HPL_MAX];
     #pragma unroll
     for (int j = 0; j < HPL; j++) hb[j] = bias[hsel * HPL + j];
 
+#if RK_PREFETCH
+    uint4 vb[RK_VSL], kb[RK_KSL_MAX];
+    if (pb + warp * RK_TILE < pe)
+        rk_warp_load(vb, kb, kh, kst, shift, vh, v_st, pb + warp * RK_TILE,
+                     min(RK_TILE, pe - pb - warp * RK_TILE), KC);
+#endif
     for (int p0 = pb + warp * RK_TILE; p0 < pe; p0 += RK_NW * RK_TILE) {
         const int n = min(RK_TILE, pe - p0);
-        uint4 vb[RK_VSL], kb[RK_KSL_MAX];
+        uint4 vcur[RK_VSL], kcur[RK_KSL_MAX];
+#if RK_PREFETCH
         #pragma unroll
-        for (int i = 0; i < RK_VSL; i++) {
-#if RK_MMA
-            const int t = 2 * mq + ((i >> 1) & 1) + 8 * (i >> 2), c = mg + 8 * (i & 1);
+        for (int i = 0; i < RK_VSL; i++) vcur[i] = vb[i];
+        #pragma unroll
+        for (int i = 0; i < KSL; i++) kcur[i] = kb[i];
+        const int pn = p0 + RK_NW * RK_TILE;
+        if (pn < pe) rk_warp_load(vb, kb, kh, kst, shift, vh, v_st, pn, min(RK_TILE, pe - pn), KC);
 #else
-            const int t = i * VTPP + lane / RK_VC, c = lane % RK_VC;
+        rk_warp_load(vcur, kcur, kh, kst, shift, vh, v_st, p0, n, KC);
 #endif
-            vb[i] = t < n ? rk_ldchunk(vh + (long)(p0 + t) * v_st, c) : (uint4)(0u);
-        }
-        #pragma unroll
-        for (int i = 0; i < KSL; i++) {
-            const int t = i * KTPP + lane / KC;
-            kb[i] = t < n ? rk_ldchunk(kh + (long)(p0 + t - shift) * kst, kc) : (uint4)(0u);
-        }
 
         /* logits of this lane's heads; each row's sums reduce-scattered over its KC lanes */
         float x[RK_KSL_MAX][RK_HPL_MAX], tmax[RK_HPL_MAX];
@@ -372,10 +400,10 @@ inline void rk_warp_segment(global const rk_elem *kh, long kst, int shift, globa
         for (int j = 0; j < HPL; j++) tmax[j] = -INFINITY;
         #pragma unroll
         for (int i = 0; i < KSL; i++) {
-            const rk_chunk k = rk_unpack(kb[i]);
+            const rk_chunk k = rk_unpack(kcur[i]);
             float part[RK_GP];
             #pragma unroll
-            for (int h = 0; h < RK_GP; h++) part[h] = rk_cdot(qx[h], k);
+            for (int h = 0; h < RK_GP; h++) part[h] = rk_cdot(RK_Q(h), k);
             #pragma unroll
             for (int s = 0; s < RK_LOG2(KC); s++) {
                 const int o = KC >> (s + 1), c = s < RK_LOG2(RK_GP) ? RK_GP >> s : 1;
@@ -463,8 +491,8 @@ inline void rk_warp_segment(global const rk_elem *kh, long kst, int shift, globa
         for (int u = 0; u < 2; u++)
             #pragma unroll
             for (int wd = 0; wd < 4; wd++) {
-                const uint t0 = rk_word(vb[u], wd), t1 = rk_word(vb[2 + u], wd);
-                const uint t8 = rk_word(vb[4 + u], wd), t9 = rk_word(vb[6 + u], wd);
+                const uint t0 = rk_word(vcur[u], wd), t1 = rk_word(vcur[2 + u], wd);
+                const uint t8 = rk_word(vcur[4 + u], wd), t9 = rk_word(vcur[6 + u], wd);
                 RK_MMA16816(acc[u * 4 + wd], rk_lo16(t0, t1), rk_hi16(t0, t1), rk_lo16(t8, t9),
                             rk_hi16(t8, t9), b0, b1);
             }
@@ -473,7 +501,7 @@ inline void rk_warp_segment(global const rk_elem *kh, long kst, int shift, globa
         #pragma unroll
         for (int i = 0; i < RK_VSL; i++) {
             const int t = i * VTPP + lane / RK_VC, src = (t % KTPP) * KC;
-            const rk_chunk val = rk_unpack(vb[i]);
+            const rk_chunk val = rk_unpack(vcur[i]);
             #pragma unroll
             for (int h = 0; h < RK_GP; h++) {
                 const float wh = rk_shfl_idx(w[i * VTPP / KTPP][h % HPL], src + (h / HPL) * LPH);
@@ -482,6 +510,8 @@ inline void rk_warp_segment(global const rk_elem *kh, long kst, int shift, globa
         }
 #endif
     }
+#undef RK_Q
+#undef RK_QLOAD
 }
 
 kernel __attribute__((reqd_work_group_size(RK_NW * RK_LANES, 1, 1))) void
