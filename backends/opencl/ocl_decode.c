@@ -17,7 +17,7 @@ static int rk_min(int a, int b) { return a < b ? a : b; }
 /* The compile-time shape of one decode program. */
 typedef struct rk_ocl_decode_shape {
     int serial, aligned, G, GH, wg, kv_f, kcp_f, kv_s, kcp_s, vv, vcp, passes, vprefetch, maxrreg;
-    int warps, mma, qlocal, prefetch, tile, kc_f, kc_s, vc, gp; /* rk_decode.cl's RK_WARPS */
+    int warps, mma, prefetch, tile, kc_f, kc_s, vc, gp; /* rk_decode.cl's RK_WARPS section */
 } rk_ocl_decode_shape;
 
 /* Local memory the tiled kernel declares (mirrors the arrays in rk_decode.cl). */
@@ -72,7 +72,6 @@ static int rk_ocl_choose_warp_shape(const rk_ocl_ctx *oc, const rk_op_decode *op
     s->gp = 1;
     while (s->gp < s->GH) s->gp *= 2;
     /* tensor-core P·V: 8 heads, 16-bit values, 256-byte value rows, 16-token tiles */
-    s->qlocal = p->qlocal;
     s->prefetch = p->prefetch;
     s->mma = p->mma && s->gp == 8 && op->q->dtype != RK_F32 && s->vc == 16 && s->tile == 16;
     /* local memory (mirrors rk_decode.cl): q, q·R, biases, then the warps' partials */
@@ -120,10 +119,9 @@ static void rk_ocl_decode_options(const rk_ocl_decode_shape *s, const rk_op_deco
                      "-D RK_GH=%d -D RK_SERIAL=%d", t == RK_F32 ? 0 : t == RK_F16 ? 1 : 2, op->d,
                      op->dv, op->r, s->G, s->GH, s->serial);
     if (s->warps && n > 0 && (size_t)n < len)
-        n += snprintf(buf + n, len - (size_t)n, " -D RK_WARPS=1 -D RK_MMA=%d -D RK_QLOCAL=%d "
-                      "-D RK_PREFETCH=%d -D RK_NW=%d -D RK_TILE=%d -D RK_KC_F=%d -D RK_KC_S=%d "
-                      "-D RK_VC=%d -D RK_GP=%d", s->mma, s->qlocal, s->prefetch, s->wg / 32,
-                      s->tile, s->kc_f, s->kc_s, s->vc, s->gp);
+        n += snprintf(buf + n, len - (size_t)n, " -D RK_WARPS=1 -D RK_MMA=%d -D RK_PREFETCH=%d "
+                      "-D RK_NW=%d -D RK_TILE=%d -D RK_KC_F=%d -D RK_KC_S=%d -D RK_VC=%d -D RK_GP=%d",
+                      s->mma, s->prefetch, s->wg / 32, s->tile, s->kc_f, s->kc_s, s->vc, s->gp);
     else if (!s->serial && n > 0 && (size_t)n < len)
         n += snprintf(buf + n, len - (size_t)n, " -D RK_WARPS=0 -D RK_ALIGNED=%d -D RK_WG=%d -D RK_KV_F=%d "
                       "-D RK_KCP_F=%d -D RK_KV_S=%d -D RK_KCP_S=%d -D RK_VV=%d -D RK_VCP=%d "

@@ -25,7 +25,6 @@ typedef struct rk_ocl_params {
     int warp;              /* GPU decode: warp-private tiles with shuffles (NVIDIA, inline PTX) */
     int tile;              /* warp decode: tokens per warp tile (power of two) */
     int mma;               /* warp decode: P·V on tensor cores where the shape allows */
-    int qlocal;            /* warp decode: query slice read from local memory, not registers */
     int prefetch;          /* warp decode: next tile's loads issued before the current tile */
     int gh_max;            /* query heads one work-group serves */
     int groups_per_cu;     /* split policy: aim for this many work-groups per compute unit */

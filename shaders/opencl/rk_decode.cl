@@ -206,8 +206,7 @@ kernel void rk_decode_part(RK_DECODE_ARGS) {
  * RK_KC_S / RK_VC 16-byte chunks per full-width key / pruned key / value row (powers of two
  * <= 32, RK_VC >= RK_KC_F >= RK_KC_S); RK_GP = RK_GH rounded up to a power of two (padding heads
  * repeat the last real one); RK_MMA 1: P·V on tensor cores (RK_GP 8, 16-bit, RK_VC 16, RK_TILE 16);
- * RK_QLOCAL 1: the query slice is read from local memory at each use instead of held in
- * registers; RK_PREFETCH 1: a warp issues its next tile's loads before working on the current one.
+ * RK_PREFETCH 1: a warp issues its next tile's loads before working on the current one.
  * Shuffles, conversions and mma are inline PTX, which NVIDIA's OpenCL compiler hands to ptxas;
  * other devices take the tiled shape below.
  *
@@ -357,19 +356,15 @@ inline void rk_warp_segment(global const rk_elem *kh, long kst, int shift, globa
     const int mg = lane / 4, mq = lane % 4;    /* mma fragment coordinates */
     (void)mg;
     (void)mq;
-#if RK_VE == 8
-#define RK_QLOAD(h) vload8(kc, qw + (h) * KC * RK_VE)
-#else
-#define RK_QLOAD(h) vload4(kc, qw + (h) * KC * RK_VE)
-#endif
-#if RK_QLOCAL
-#define RK_Q(h) RK_QLOAD(h)
-#else
     rk_chunk qx[RK_GP];
     #pragma unroll
-    for (int h = 0; h < RK_GP; h++) qx[h] = RK_QLOAD(h);
-#define RK_Q(h) qx[h]
+    for (int h = 0; h < RK_GP; h++) {
+#if RK_VE == 8
+        qx[h] = vload8(kc, qw + h * KC * RK_VE);
+#else
+        qx[h] = vload4(kc, qw + h * KC * RK_VE);
 #endif
+    }
     float hb[RK_HPL_MAX];
     #pragma unroll
     for (int j = 0; j < HPL; j++) hb[j] = bias[hsel * HPL + j];
@@ -403,7 +398,7 @@ inline void rk_warp_segment(global const rk_elem *kh, long kst, int shift, globa
             const rk_chunk k = rk_unpack(kcur[i]);
             float part[RK_GP];
             #pragma unroll
-            for (int h = 0; h < RK_GP; h++) part[h] = rk_cdot(RK_Q(h), k);
+            for (int h = 0; h < RK_GP; h++) part[h] = rk_cdot(qx[h], k);
             #pragma unroll
             for (int s = 0; s < RK_LOG2(KC); s++) {
                 const int o = KC >> (s + 1), c = s < RK_LOG2(RK_GP) ? RK_GP >> s : 1;
@@ -510,8 +505,6 @@ inline void rk_warp_segment(global const rk_elem *kh, long kst, int shift, globa
         }
 #endif
     }
-#undef RK_Q
-#undef RK_QLOAD
 }
 
 kernel __attribute__((reqd_work_group_size(RK_NW * RK_LANES, 1, 1))) void
