@@ -129,8 +129,8 @@ bench_grid() { # file
 step_sweep() {
     : >"$out/sweep.jsonl"
     local tune
-    for tune in "" mma=0 qloc=1 pref=1 qloc=1,pref=1 wg=64,pref=1 wg=64,qloc=1,pref=1 \
-        wg=256,qloc=1,pref=1 groups=16,qloc=1,pref=1 warp=0,wg=256; do
+    for tune in "" mma=0 pref=1 wg=64,pref=1 wg=256,pref=1 groups=16,pref=1 gh=4 \
+        warp=0,wg=256; do
         printf '{"tune":"%s"}\n' "$tune" >>"$out/sweep.jsonl"
         echo "=== tune '$tune'" >>"$out/buildlog.txt"
         RK_OPENCL_VERBOSE=1 RK_OPENCL_TUNE=$tune bench_one 28 4 128 64 8 65536 f16 --probe-mb 0 \
@@ -141,7 +141,7 @@ step_sweep() {
         RK_OPENCL_TUNE=$tune bench_one 28 4 128 64 1 16384 f16 --probe-mb 0 >>"$out/sweep.jsonl"
     done
     : >"$out/sweep_g4.jsonl" # G = 4 (2 GB), kept out of the choice of best_tune
-    for tune in "" pref=1 qloc=1,pref=1 wg=64,qloc=1,pref=1 mma=0,qloc=1 warp=0,wg=256; do
+    for tune in "" pref=1 wg=64,pref=1 mma=0 warp=0,wg=256; do
         printf '{"tune":"%s"}\n' "$tune" >>"$out/sweep_g4.jsonl"
         RK_OPENCL_TUNE=$tune bench_one 32 8 128 64 8 65536 f16 --probe-mb 0 >>"$out/sweep_g4.jsonl"
     done
