@@ -17,6 +17,7 @@ static int rk_min(int a, int b) { return a < b ? a : b; }
 /* The compile-time shape of one decode program. */
 typedef struct rk_ocl_decode_shape {
     int serial, aligned, G, GH, wg, kv_f, kcp_f, kv_s, kcp_s, vv, vcp, passes, vprefetch, maxrreg;
+    int warps, mma, prefetch, tile, kc_f, kc_s, vc, gp; /* rk_decode.cl's RK_WARPS section */
 } rk_ocl_decode_shape;
 
 /* Local memory the tiled kernel declares (mirrors the arrays in rk_decode.cl). */
@@ -40,6 +41,47 @@ static int rk_ocl_view_aligned(const rk_tensor *t, int vec) {
     return v.off % vec == 0 && v.sb % vec == 0 && v.sh % vec == 0 && v.st % vec == 0;
 }
 
+/* 16-byte chunks in a row of n elements of op's dtype: a power of two up to a warp, else 0. */
+static int rk_ocl_row_chunks(const rk_op_decode *op, int n) {
+    const int bytes = n * (int)rk_dtype_size(op->q->dtype), c = bytes / 16;
+    return bytes % 16 == 0 && c >= 1 && c <= 32 && (c & (c - 1)) == 0 ? c : 0;
+}
+
+/* The warp shape (NVIDIA: inline PTX), where rows split into whole 16-byte chunks, start on 16
+ * bytes, and a value row is at least as wide as a full key row (itself at least as wide as a
+ * pruned one). Returns 0 where the shape does not apply. */
+static int rk_ocl_choose_warp_shape(const rk_ocl_ctx *oc, const rk_op_decode *op,
+                                    rk_ocl_decode_shape *s) {
+    const rk_ocl_params *p = &oc->params;
+    const int vec = 16 / (int)rk_dtype_size(op->q->dtype);
+    s->kc_f = rk_ocl_row_chunks(op, op->d);
+    s->kc_s = op->r > 0 ? rk_ocl_row_chunks(op, op->r) : s->kc_f;
+    s->vc = rk_ocl_row_chunks(op, op->dv);
+    if (!p->warp || !oc->dev.ptx || !s->kc_f || !s->kc_s || !s->vc || s->vc < s->kc_f ||
+        s->kc_s > s->kc_f || !rk_ocl_view_aligned(op->k_full, vec) ||
+        !rk_ocl_view_aligned(op->v, vec) ||
+        (op->r > 0 && op->k_span && !rk_ocl_view_aligned(op->k_span, vec)))
+        return 0;
+    s->warps = 1;
+    s->wg = rk_min(32, p->wg / 32 > 0 ? p->wg / 32 : 1) * 32;
+    /* a tile holds at least one load pass of the narrowest key row and, where it can, at most
+     * eight 16-byte loads per lane of the widest row (registers) */
+    const int tile_min = 32 / rk_min(s->kc_f, s->kc_s), tile_max = 256 / s->vc;
+    s->tile = rk_min(p->tile, tile_max);
+    if (s->tile < tile_min) s->tile = tile_min;
+    s->gp = 1;
+    while (s->gp < s->GH) s->gp *= 2;
+    /* tensor-core P·V: 8 heads, 16-bit values, 256-byte value rows, 16-token tiles */
+    s->prefetch = p->prefetch;
+    s->mma = p->mma && s->gp == 8 && op->q->dtype != RK_F32 && s->vc == 16 && s->tile == 16;
+    /* local memory (mirrors rk_decode.cl): q, q·R, biases, then the warps' partials */
+    const size_t q_floats = (size_t)s->gp * (op->d + (op->r > 0 ? op->r : 0) + 2);
+    while (s->wg > 32 && (q_floats + (size_t)(s->wg / 32) * s->gp * (op->dv + 2)) * sizeof(float) >
+                             oc->dev.local_mem)
+        s->wg /= 2;
+    return 1;
+}
+
 static void rk_ocl_choose_shape(const rk_ocl_ctx *oc, const rk_op_decode *op,
                                 rk_ocl_decode_shape *s) {
     const rk_ocl_params *p = &oc->params;
@@ -48,10 +90,11 @@ static void rk_ocl_choose_shape(const rk_ocl_ctx *oc, const rk_op_decode *op,
     s->GH = rk_min(s->G, p->gh_max);
     s->serial = p->serial;
     if (s->serial) return;
+    s->maxrreg = p->maxrreg;
+    if (rk_ocl_choose_warp_shape(oc, op, s)) return;
     s->wg = p->wg;
     s->passes = p->passes;
     s->vprefetch = p->vprefetch;
-    s->maxrreg = p->maxrreg;
     s->kv_f = op->d % 4 == 0 ? 4 : 1;
     s->kcp_f = rk_min(p->kcp, rk_pow2_floor(op->d / s->kv_f));
     if (op->r > 0) {
@@ -75,8 +118,12 @@ static void rk_ocl_decode_options(const rk_ocl_decode_shape *s, const rk_op_deco
     int n = snprintf(buf, len, "-D RK_DT=%d -D RK_D=%d -D RK_DV=%d -D RK_R=%d -D RK_G=%d "
                      "-D RK_GH=%d -D RK_SERIAL=%d", t == RK_F32 ? 0 : t == RK_F16 ? 1 : 2, op->d,
                      op->dv, op->r, s->G, s->GH, s->serial);
-    if (!s->serial && n > 0 && (size_t)n < len)
-        n += snprintf(buf + n, len - (size_t)n, " -D RK_ALIGNED=%d -D RK_WG=%d -D RK_KV_F=%d "
+    if (s->warps && n > 0 && (size_t)n < len)
+        n += snprintf(buf + n, len - (size_t)n, " -D RK_WARPS=1 -D RK_MMA=%d -D RK_PREFETCH=%d "
+                      "-D RK_NW=%d -D RK_TILE=%d -D RK_KC_F=%d -D RK_KC_S=%d -D RK_VC=%d -D RK_GP=%d",
+                      s->mma, s->prefetch, s->wg / 32, s->tile, s->kc_f, s->kc_s, s->vc, s->gp);
+    else if (!s->serial && n > 0 && (size_t)n < len)
+        n += snprintf(buf + n, len - (size_t)n, " -D RK_WARPS=0 -D RK_ALIGNED=%d -D RK_WG=%d -D RK_KV_F=%d "
                       "-D RK_KCP_F=%d -D RK_KV_S=%d -D RK_KCP_S=%d -D RK_VV=%d -D RK_VCP=%d "
                       "-D RK_PASSES=%d -D RK_VPREFETCH=%d", s->aligned, s->wg, s->kv_f, s->kcp_f,
                       s->kv_s ? s->kv_s : 1, s->kcp_s ? s->kcp_s : 1, s->vv, s->vcp, s->passes,
@@ -114,7 +161,8 @@ rk_status rk_ocl_decode(rk_context *ctx, const rk_op_decode *op) {
 
     const int B = op->B, Hq = op->Hq, Hkv = op->Hkv, R = op->r, DV = op->dv;
     const int head_chunks = (shape.G + shape.GH - 1) / shape.GH;
-    const int granule = shape.serial ? 16 : (shape.wg / shape.kcp_f) * shape.passes;
+    const int granule = shape.serial ? 16 : shape.warps ? shape.tile
+                                                        : (shape.wg / shape.kcp_f) * shape.passes;
     int chunk = 0;
     const int ns = rk_ocl_choose_splits(oc, op, B * Hkv * head_chunks, granule, &chunk);
 

@@ -165,6 +165,7 @@ void rk_ocl_query_device(cl_platform_id platform, cl_device_id device, rk_ocl_de
         clGetDeviceInfo(device, CL_DEVICE_EXTENSIONS, ext_len, ext, NULL) == CL_SUCCESS)
         o->nv_compiler_options = strstr(ext, "cl_nv_compiler_options") != NULL;
     free(ext);
+    o->ptx = (o->type & CL_DEVICE_TYPE_GPU) && strstr(o->vendor, "NVIDIA") != NULL;
     if (o->compute_units == 0) o->compute_units = 1;
     if (o->max_wg == 0) o->max_wg = 1;
 }

@@ -22,6 +22,10 @@ typedef struct rk_ocl_params {
     int passes;            /* tiled decode: key rows per work-item and tile */
     int vprefetch;         /* tiled decode: load a tile's values before scoring it (1) or after */
     int maxrreg;           /* NVIDIA only: -cl-nv-maxrregcount (0 = the compiler's choice) */
+    int warp;              /* GPU decode: warp-private tiles with shuffles (NVIDIA, inline PTX) */
+    int tile;              /* warp decode: tokens per warp tile (power of two) */
+    int mma;               /* warp decode: P·V on tensor cores where the shape allows */
+    int prefetch;          /* warp decode: next tile's loads issued before the current tile */
     int gh_max;            /* query heads one work-group serves */
     int groups_per_cu;     /* split policy: aim for this many work-groups per compute unit */
     int min_split_tokens;  /* split policy: never give a split fewer tokens than this */
@@ -37,6 +41,7 @@ typedef struct rk_ocl_device_info {
     size_t max_wg;
     cl_ulong local_mem, max_alloc, global_mem;
     int nv_compiler_options; /* cl_nv_compiler_options: -cl-nv-maxrregcount is accepted */
+    int ptx;                 /* NVIDIA GPU: kernels may use inline PTX (warp shuffles) */
 } rk_ocl_device_info;
 
 /* Look up the parameter row for a device; RK_OPENCL_TUNE="wg=128,kcp=16,..." overrides fields. */

@@ -8,7 +8,7 @@
 #       builds the tree (cpu + opencl backends) and copies the tools plus the shared libraries the
 #       GPU image lacks (CLBlast, the LAPACK stack) into .gpu-ocl/ (git-ignored); name .gpu-ocl in
 #       the device call's carry.
-#   GPU machine:    bench/gpu/opencl_run.sh run [info conf sweep bench tests kernels]
+#   GPU machine:    bench/gpu/opencl_run.sh run [info conf sweep conf_tuned bench tests kernels]
 #       default: every step. Logs and results packed into $OUT/results.tgz (or
 #       .gpu-ocl-out/results.tgz). BENCH_GRID=quick
 #       runs one small shape (a smoke test of this script on any OpenCL device);
@@ -16,7 +16,8 @@
 # The image registers only PoCL in /etc/OpenCL/vendors: RK_OPENCL_PLATFORM=NVIDIA (see step_info)
 # makes the GPU device 0.
 set -uo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
+# RK_ROOT: the checkout to run in, where this script is called from a copy (e.g. inside .gpu-ocl)
+root=${RK_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 cd "$root"
 stage=$root/.gpu-ocl
 # Work files live in $work; after every step they are packed into $dest/results.tgz (the device
@@ -128,8 +129,8 @@ bench_grid() { # file
 step_sweep() {
     : >"$out/sweep.jsonl"
     local tune
-    for tune in "" vpre=0 kcp=16,vpre=0 wg=128 wg=128,vpre=0 passes=2 maxrreg=128 \
-        maxrreg=96,vpre=0 groups=16 gh=4; do
+    for tune in "" mma=0 pref=1 wg=64,pref=1 wg=256,pref=1 groups=16,pref=1 gh=4 \
+        warp=0,wg=256; do
         printf '{"tune":"%s"}\n' "$tune" >>"$out/sweep.jsonl"
         echo "=== tune '$tune'" >>"$out/buildlog.txt"
         RK_OPENCL_VERBOSE=1 RK_OPENCL_TUNE=$tune bench_one 28 4 128 64 8 65536 f16 --probe-mb 0 \
@@ -139,10 +140,27 @@ step_sweep() {
         printf '{"tune":"%s"}\n' "$tune" >>"$out/sweep.jsonl"
         RK_OPENCL_TUNE=$tune bench_one 28 4 128 64 1 16384 f16 --probe-mb 0 >>"$out/sweep.jsonl"
     done
+    : >"$out/sweep_g4.jsonl" # G = 4 (2 GB), kept out of the choice of best_tune
+    for tune in "" pref=1 wg=64,pref=1 mma=0 warp=0,wg=256; do
+        printf '{"tune":"%s"}\n' "$tune" >>"$out/sweep_g4.jsonl"
+        RK_OPENCL_TUNE=$tune bench_one 32 8 128 64 8 65536 f16 --probe-mb 0 >>"$out/sweep_g4.jsonl"
+    done
+    python3 "$helpers" table "$out/sweep_g4.jsonl"
     python3 "$helpers" table "$out/sweep.jsonl"
     python3 "$helpers" best "$out/sweep.jsonl" >"$out/best_tune"
     echo "best tune: '$(cat "$out/best_tune")'"
     grep -E "^=== tune|rk_decode_part|Used [0-9]+ registers" "$out/buildlog.txt" | grep -B1 -A1 "rk_decode_part" | head -60
+}
+
+step_conf_tuned() { # rk-conformance again with the sweep's best parameters
+    local best
+    best=$(cat "$out/best_tune" 2>/dev/null)
+    [ -n "$best" ] || return 0
+    RK_OPENCL_TUNE=$best timeout 150 "$stage/bin/rk-conformance" --backend opencl \
+        --vectors tests/vectors/cases >"$out/conformance_tuned.txt" 2>&1
+    echo "rk-conformance ($best) exit $?"
+    grep -E 'FAIL' "$out/conformance_tuned.txt" | head -10
+    tail -1 "$out/conformance_tuned.txt"
 }
 
 step_bench() {
@@ -185,11 +203,11 @@ stage) stage_build ;;
 run)
     shift || true
     setup_env
-    for s in ${*:-info conf sweep bench tests kernels}; do
+    for s in ${*:-info conf sweep conf_tuned bench tests kernels}; do
         echo "=== $s"
         "step_$s"
         pack
     done
     ;;
-*) echo "usage: $0 stage | run [info conf sweep bench tests kernels]" >&2; exit 2 ;;
+*) echo "usage: $0 stage | run [info conf sweep conf_tuned bench tests kernels]" >&2; exit 2 ;;
 esac

@@ -4,6 +4,7 @@
  *   RK_R             stored width of the pruned span keys; 0 builds the dense decode
  *   RK_G, RK_GH      query heads per KV head; query heads one work-group serves (RK_GH <= RK_G)
  *   RK_SERIAL        1: one work-item walks a contiguous token chunk (CPU devices); 0: tiled
+ *   RK_WARPS         1: warp-private tiles with shuffles (defines in that section); 0: tiled
  * tiled shape (GPUs):
  *   RK_WG            work-items per work-group
  *   RK_KV_F/RK_KV_S  key elements per load, full-width / pruned rows (4 or 1)
@@ -196,6 +197,433 @@ kernel void rk_decode_part(RK_DECODE_ARGS) {
         part_ml[2 * pi] = m[h];
         part_ml[2 * pi + 1] = l[h];
         for (int c = 0; c < RK_DV; c++) part_acc[pi * RK_DV + c] = acc[h * RK_DV + c];
+    }
+}
+
+#elif RK_WARPS
+/* ---- warp shape (NVIDIA): warp-private tiles, shuffles instead of work-group barriers --------
+ * Defines: RK_NW warps (32 work-items) per work-group; RK_TILE tokens per warp tile; RK_KC_F /
+ * RK_KC_S / RK_VC 16-byte chunks per full-width key / pruned key / value row (powers of two
+ * <= 32, RK_VC >= RK_KC_F >= RK_KC_S); RK_GP = RK_GH rounded up to a power of two (padding heads
+ * repeat the last real one); RK_MMA 1: P·V on tensor cores (RK_GP 8, 16-bit, RK_VC 16, RK_TILE 16);
+ * RK_PREFETCH 1: a warp issues its next tile's loads before working on the current one.
+ * Shuffles, conversions and mma are inline PTX, which NVIDIA's OpenCL compiler hands to ptxas;
+ * other devices take the tiled shape below.
+ *
+ * A work-group reads its split of one KV head once for all its query heads. Warps take tiles
+ * round robin; a lane issues every 16-byte load of its tile (values, then keys) before using any.
+ * Each key row's per-head dot products are reduced and scattered over the row's lanes, so a lane
+ * ends with RK_GP/KC heads (or shares one head with KC/RK_GP lanes) and no exponential is repeated
+ * across a row. Softmax runs in the log2 domain against one reference per head that every lane
+ * keeps identically, raised only when a tile outruns it by RK_RAISE. No work-group barrier runs
+ * inside the token loop. */
+#define RK_LANES 32
+#define RK_RAISE 8.0f
+#define RK_LOG2(x) ((x) >= 32 ? 5 : (x) >= 16 ? 4 : (x) >= 8 ? 3 : (x) >= 4 ? 2 : (x) >= 2 ? 1 : 0)
+/* private array bounds over both key widths (OpenCL C has no variable-length arrays) */
+#if RK_R > 0 && RK_KC_S < RK_KC_F
+#define RK_KC_MIN RK_KC_S
+#else
+#define RK_KC_MIN RK_KC_F
+#endif
+#define RK_KSL_MAX (RK_TILE * RK_KC_F / RK_LANES)              /* key loads per lane and tile */
+#define RK_VSL (RK_TILE * RK_VC / RK_LANES)                    /* value loads per lane and tile */
+#define RK_HPL_MAX (RK_GP > RK_KC_MIN ? RK_GP / RK_KC_MIN : 1) /* heads per lane */
+
+/* volatile: a shuffle must stay where all 32 lanes reach it */
+inline float rk_shfl_xor(float x, int m) {
+    float r;
+    asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=f"(r) : "f"(x), "r"(m));
+    return r;
+}
+inline float rk_shfl_idx(float x, int src) {
+    float r;
+    asm volatile("shfl.sync.idx.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=f"(r) : "f"(x), "r"(src));
+    return r;
+}
+
+/* 16 bytes of a row as floats */
+#if RK_DT == 0
+#define RK_VE 4
+typedef float4 rk_chunk;
+inline rk_chunk rk_unpack(uint4 u) { return as_float4(u); }
+#elif RK_DT == 2
+#define RK_VE 8
+typedef float8 rk_chunk;
+inline rk_chunk rk_unpack(uint4 u) {
+    const uint4 lo = u << 16, hi = u & 0xffff0000u;
+    return as_float8((uint8)(lo.x, hi.x, lo.y, hi.y, lo.z, hi.z, lo.w, hi.w));
+}
+#else
+#define RK_VE 8
+typedef float8 rk_chunk;
+inline float2 rk_half2(uint x) { /* no cl_khr_fp16 on NVIDIA: the conversion in PTX */
+    float a, b;
+    asm("{.reg .b16 lo, hi;\n\tmov.b32 {lo, hi}, %2;\n\tcvt.f32.f16 %0, lo;\n\tcvt.f32.f16 %1, hi;\n\t}"
+        : "=f"(a), "=f"(b) : "r"(x));
+    return (float2)(a, b);
+}
+inline rk_chunk rk_unpack(uint4 u) {
+    return (float8)(rk_half2(u.x), rk_half2(u.y), rk_half2(u.z), rk_half2(u.w));
+}
+#endif
+
+inline float rk_cdot(rk_chunk a, rk_chunk b) {
+#if RK_VE == 8
+    return dot(a.lo, b.lo) + dot(a.hi, b.hi);
+#else
+    return dot(a, b);
+#endif
+}
+
+inline rk_chunk rk_shfl_xor_chunk(rk_chunk a, int m) {
+#if RK_VE == 8
+    return (float8)(rk_shfl_xor(a.s0, m), rk_shfl_xor(a.s1, m), rk_shfl_xor(a.s2, m),
+                    rk_shfl_xor(a.s3, m), rk_shfl_xor(a.s4, m), rk_shfl_xor(a.s5, m),
+                    rk_shfl_xor(a.s6, m), rk_shfl_xor(a.s7, m));
+#else
+    return (float4)(rk_shfl_xor(a.s0, m), rk_shfl_xor(a.s1, m), rk_shfl_xor(a.s2, m),
+                    rk_shfl_xor(a.s3, m));
+#endif
+}
+
+inline uint4 rk_ldchunk(global const rk_elem *row, int chunk) {
+    return ((global const uint4 *)row)[chunk]; /* the host checked 16-byte row alignment */
+}
+
+#if RK_MMA
+/* P·V as D = Vᵀ·P + D, one m16n8k16 per (16-byte chunk slot u, 32-bit word w): A rows are the
+ * word's even channel (rows g) and odd channel (rows g + 8) of the tokens 2q, 2q+1, 2q+8, 2q+9
+ * that lane (g, q) loaded, B = P of those tokens for head g, D columns = heads 2q, 2q+1. */
+typedef float rk_acc[8][4];
+inline uint rk_pack_p(float lo, float hi) {
+    uint r;
+#if RK_DT == 1
+    asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+#else
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+#endif
+    return r;
+}
+#if RK_DT == 1
+#define RK_MMA_OP "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+#else
+#define RK_MMA_OP "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+#endif
+#define RK_MMA16816(c, a0, a1, a2, a3, b0, b1)                                                   \
+    asm volatile(RK_MMA_OP "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"              \
+                 : "+f"((c)[0]), "+f"((c)[1]), "+f"((c)[2]), "+f"((c)[3])                        \
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1))
+inline uint rk_word(uint4 v, int w) { return w == 0 ? v.x : w == 1 ? v.y : w == 2 ? v.z : v.w; }
+inline uint rk_lo16(uint a, uint b) { return (a & 0xffffu) | (b << 16); }
+inline uint rk_hi16(uint a, uint b) { return (a >> 16) | (b & 0xffff0000u); }
+#else
+typedef rk_chunk rk_acc[RK_GP]; /* heads × this lane's value chunk */
+#endif
+
+/* Loads of the tile at p0 (n valid rows) that this lane uses, all issued before any is used. */
+inline void rk_warp_load(uint4 vb[RK_VSL], uint4 kb[RK_KSL_MAX], global const rk_elem *kh, long kst,
+                         int shift, global const rk_elem *vh, long v_st, int p0, int n, const int KC) {
+    const int lane = get_local_id(0) % RK_LANES, KTPP = RK_LANES / KC, KSL = RK_TILE / KTPP;
+    #pragma unroll
+    for (int i = 0; i < RK_VSL; i++) {
+#if RK_MMA
+        const int t = 2 * (lane % 4) + ((i >> 1) & 1) + 8 * (i >> 2), c = lane / 4 + 8 * (i & 1);
+#else
+        const int t = i * (RK_LANES / RK_VC) + lane / RK_VC, c = lane % RK_VC;
+#endif
+        vb[i] = t < n ? rk_ldchunk(vh + (long)(p0 + t) * v_st, c) : (uint4)(0u);
+    }
+    #pragma unroll
+    for (int i = 0; i < KSL; i++) {
+        const int t = i * KTPP + lane / KC;
+        kb[i] = t < n ? rk_ldchunk(kh + (long)(p0 + t - shift) * kst, lane % KC) : (uint4)(0u);
+    }
+}
+
+/* Positions [pb, pe) of one segment: key rows kh[(p - shift)·kst], KC chunks wide, scored against
+ * qw[h][KC·RK_VE] plus bias[h]; value rows vh[p·v_st]. acc, l and mref are per head. KC is a
+ * compile-time constant at every call, so every private array index folds to a constant. */
+inline void rk_warp_segment(global const rk_elem *kh, long kst, int shift, global const rk_elem *vh,
+                            long v_st, int pb, int pe, local const float *qw, local const float *bias,
+                            const int KC, rk_acc acc, float l[RK_GP], float mref[RK_GP]) {
+    const int KTPP = RK_LANES / KC, KSL = RK_TILE / KTPP;  /* key rows per load pass; passes */
+    const int VTPP = RK_LANES / RK_VC;
+    const int HPL = RK_GP > KC ? RK_GP / KC : 1;           /* heads per lane after the scatter */
+    const int LPH = KC > RK_GP ? KC / RK_GP : 1;           /* lanes sharing one head */
+    const int lane = get_local_id(0) % RK_LANES, warp = get_local_id(0) / RK_LANES;
+    const int kc = lane % KC, hsel = kc / LPH; /* this lane: chunk kc, heads hsel·HPL + j */
+    const int mg = lane / 4, mq = lane % 4;    /* mma fragment coordinates */
+    (void)mg;
+    (void)mq;
+    rk_chunk qx[RK_GP];
+    #pragma unroll
+    for (int h = 0; h < RK_GP; h++) {
+#if RK_VE == 8
+        qx[h] = vload8(kc, qw + h * KC * RK_VE);
+#else
+        qx[h] = vload4(kc, qw + h * KC * RK_VE);
+#endif
+    }
+    float hb[RK_HPL_MAX];
+    #pragma unroll
+    for (int j = 0; j < HPL; j++) hb[j] = bias[hsel * HPL + j];
+
+#if RK_PREFETCH
+    uint4 vb[RK_VSL], kb[RK_KSL_MAX];
+    if (pb + warp * RK_TILE < pe)
+        rk_warp_load(vb, kb, kh, kst, shift, vh, v_st, pb + warp * RK_TILE,
+                     min(RK_TILE, pe - pb - warp * RK_TILE), KC);
+#endif
+    for (int p0 = pb + warp * RK_TILE; p0 < pe; p0 += RK_NW * RK_TILE) {
+        const int n = min(RK_TILE, pe - p0);
+        uint4 vcur[RK_VSL], kcur[RK_KSL_MAX];
+#if RK_PREFETCH
+        #pragma unroll
+        for (int i = 0; i < RK_VSL; i++) vcur[i] = vb[i];
+        #pragma unroll
+        for (int i = 0; i < KSL; i++) kcur[i] = kb[i];
+        const int pn = p0 + RK_NW * RK_TILE;
+        if (pn < pe) rk_warp_load(vb, kb, kh, kst, shift, vh, v_st, pn, min(RK_TILE, pe - pn), KC);
+#else
+        rk_warp_load(vcur, kcur, kh, kst, shift, vh, v_st, p0, n, KC);
+#endif
+
+        /* logits of this lane's heads; each row's sums reduce-scattered over its KC lanes */
+        float x[RK_KSL_MAX][RK_HPL_MAX], tmax[RK_HPL_MAX];
+        #pragma unroll
+        for (int j = 0; j < HPL; j++) tmax[j] = -INFINITY;
+        #pragma unroll
+        for (int i = 0; i < KSL; i++) {
+            const rk_chunk k = rk_unpack(kcur[i]);
+            float part[RK_GP];
+            #pragma unroll
+            for (int h = 0; h < RK_GP; h++) part[h] = rk_cdot(qx[h], k);
+            #pragma unroll
+            for (int s = 0; s < RK_LOG2(KC); s++) {
+                const int o = KC >> (s + 1), c = s < RK_LOG2(RK_GP) ? RK_GP >> s : 1;
+                if (c > 1) { /* keep one half of the heads, hand the other to the partner */
+                    const int up = (lane & o) != 0;
+                    #pragma unroll
+                    for (int e = 0; e < RK_GP / 2; e++)
+                        if (e < c / 2) {
+                            const float give = up ? part[e] : part[e + c / 2];
+                            const float keep = up ? part[e + c / 2] : part[e];
+                            part[e] = keep + rk_shfl_xor(give, o);
+                        }
+                } else {
+                    part[0] += rk_shfl_xor(part[0], o);
+                }
+            }
+            const int t = i * KTPP + lane / KC;
+            #pragma unroll
+            for (int j = 0; j < HPL; j++) {
+                x[i][j] = t < n ? part[j] + hb[j] : -INFINITY;
+                tmax[j] = fmax(tmax[j], x[i][j]);
+            }
+        }
+        #pragma unroll
+        for (int s = RK_LOG2(KC); s < RK_LOG2(RK_LANES); s++)
+            #pragma unroll
+            for (int j = 0; j < HPL; j++) tmax[j] = fmax(tmax[j], rk_shfl_xor(tmax[j], 1 << s));
+
+        /* every lane learns every head's tile maximum and raises the same references */
+        float ref[RK_HPL_MAX];
+        #pragma unroll
+        for (int h = 0; h < RK_GP; h++) {
+            const float tm = rk_shfl_idx(tmax[h % HPL], (h / HPL) * LPH);
+            if (tm > mref[h] + RK_RAISE) {
+                const float a = exp2(mref[h] - tm);
+                mref[h] = tm;
+                l[h] *= a;
+#if RK_MMA
+                const float a_lo = h == 2 * mq ? a : 1.0f, a_hi = h == 2 * mq + 1 ? a : 1.0f;
+                #pragma unroll
+                for (int mb = 0; mb < 8; mb++) {
+                    acc[mb][0] *= a_lo;
+                    acc[mb][1] *= a_hi;
+                    acc[mb][2] *= a_lo;
+                    acc[mb][3] *= a_hi;
+                }
+#else
+                acc[h] *= a;
+#endif
+            }
+            if (h / HPL == hsel) ref[h % HPL] = mref[h];
+        }
+        float w[RK_KSL_MAX][RK_HPL_MAX];
+        #pragma unroll
+        for (int j = 0; j < HPL; j++) {
+            float sum = 0.0f;
+            #pragma unroll
+            for (int i = 0; i < KSL; i++) {
+                w[i][j] = exp2(x[i][j] - ref[j]);
+                sum += w[i][j];
+            }
+            /* one lane of the LPH that hold the same weights counts them */
+            #pragma unroll
+            for (int h = j; h < RK_GP; h += HPL)
+                if (h / HPL == hsel && kc % LPH == 0) l[h] += sum;
+        }
+
+        /* the weight of token t, head h sits in key pass t / KTPP, lane (t % KTPP)·KC + (h / HPL)·LPH */
+#if RK_MMA
+        float p[4]; /* head mg, tokens 2q, 2q+1, 2q+8, 2q+9 */
+        #pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const int t = 2 * mq + (e & 1) + 8 * (e >> 1);
+            p[e] = 0.0f;
+            #pragma unroll
+            for (int i = 0; i < KSL; i++)
+                #pragma unroll
+                for (int j = 0; j < HPL; j++) {
+                    const float y = rk_shfl_idx(w[i][j], (t % KTPP) * KC + (mg / HPL) * LPH);
+                    if (t / KTPP == i && mg % HPL == j) p[e] = y;
+                }
+        }
+        const uint b0 = rk_pack_p(p[0], p[1]), b1 = rk_pack_p(p[2], p[3]);
+        #pragma unroll
+        for (int u = 0; u < 2; u++)
+            #pragma unroll
+            for (int wd = 0; wd < 4; wd++) {
+                const uint t0 = rk_word(vcur[u], wd), t1 = rk_word(vcur[2 + u], wd);
+                const uint t8 = rk_word(vcur[4 + u], wd), t9 = rk_word(vcur[6 + u], wd);
+                RK_MMA16816(acc[u * 4 + wd], rk_lo16(t0, t1), rk_hi16(t0, t1), rk_lo16(t8, t9),
+                            rk_hi16(t8, t9), b0, b1);
+            }
+#else
+        /* a value pass never straddles two key passes */
+        #pragma unroll
+        for (int i = 0; i < RK_VSL; i++) {
+            const int t = i * VTPP + lane / RK_VC, src = (t % KTPP) * KC;
+            const rk_chunk val = rk_unpack(vcur[i]);
+            #pragma unroll
+            for (int h = 0; h < RK_GP; h++) {
+                const float wh = rk_shfl_idx(w[i * VTPP / KTPP][h % HPL], src + (h / HPL) * LPH);
+                acc[h] = fma((rk_chunk)(wh), val, acc[h]);
+            }
+        }
+#endif
+    }
+}
+
+kernel __attribute__((reqd_work_group_size(RK_NW * RK_LANES, 1, 1))) void
+rk_decode_part(RK_DECODE_ARGS) {
+    const int split = get_group_id(0), hg = get_group_id(1), b = get_group_id(2);
+    const int g = hg / RK_HEAD_CHUNKS, h0 = g * RK_G + (hg % RK_HEAD_CHUNKS) * RK_GH;
+    const int nh = min(RK_GH, (g + 1) * RK_G - h0);
+    const int lid = get_local_id(0), lane = lid % RK_LANES, warp = lid / RK_LANES;
+    const int4 s = seqs[b];
+    const float qscale = scale * M_LOG2E_F; /* logits in the log2 domain */
+    (void)Hkv;
+    (void)qproj;
+
+    local float qf[RK_GP * RK_D], bias_f[RK_GP], bias_s[RK_GP];
+#if RK_R > 0
+    local float qs[RK_GP * RK_R];
+#endif
+    local float red[RK_NW * RK_GP * RK_DV], red_ml[2 * RK_NW * RK_GP];
+
+    for (int i = lid; i < RK_GP * RK_D; i += RK_NW * RK_LANES) {
+        const int hq = h0 + min(i / RK_D, nh - 1); /* padding heads repeat the last real one */
+        qf[i] = rk_ld1(q + q_off + b * q_sb + hq * q_sh, i % RK_D) * qscale;
+    }
+#if RK_R > 0
+    for (int i = lid; i < RK_GP * RK_R; i += RK_NW * RK_LANES) {
+        const int hq = h0 + min(i / RK_R, nh - 1);
+        qs[i] = qproj[((long)b * Hq + hq) * (RK_R + 1) + i % RK_R] * qscale;
+    }
+#endif
+    for (int h = lid; h < RK_GP; h += RK_NW * RK_LANES) {
+        bias_f[h] = 0.0f;
+#if RK_R > 0
+        bias_s[h] = qproj[((long)b * Hq + h0 + min(h, nh - 1)) * (RK_R + 1) + RK_R] * qscale;
+#else
+        bias_s[h] = 0.0f;
+#endif
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+
+    rk_acc acc;
+    float l[RK_GP], mref[RK_GP];
+    #pragma unroll
+    for (int h = 0; h < RK_GP; h++) {
+        l[h] = 0.0f;
+        mref[h] = -INFINITY;
+    }
+#if RK_MMA
+    #pragma unroll
+    for (int mb = 0; mb < 8; mb++) acc[mb][0] = acc[mb][1] = acc[mb][2] = acc[mb][3] = 0.0f;
+#else
+    #pragma unroll
+    for (int h = 0; h < RK_GP; h++) acc[h] = (rk_chunk)(0.0f);
+#endif
+    global const rk_elem *vh = v + v_off + b * v_sb + g * v_sh;
+    global const rk_elem *kfh = kf + kf_off + b * kf_sb + g * kf_sh;
+    const int p0 = split * chunk, p1 = (split + 1) * chunk;
+    int3 sg = rk_segment(s, p0, p1, 0);
+    rk_warp_segment(kfh, kf_st, sg.z, vh, v_st, sg.x, sg.y, qf, bias_f, RK_KC_F, acc, l, mref);
+#if RK_R > 0
+    sg = rk_segment(s, p0, p1, 1);
+    rk_warp_segment(ks + ks_off + b * ks_sb + g * ks_sh, ks_st, sg.z, vh, v_st, sg.x, sg.y, qs,
+                    bias_s, RK_KC_S, acc, l, mref);
+#endif
+    sg = rk_segment(s, p0, p1, 2);
+    rk_warp_segment(kfh, kf_st, sg.z, vh, v_st, sg.x, sg.y, qf, bias_f, RK_KC_F, acc, l, mref);
+
+    /* this warp's partial into local memory, then the warps (each with its own references) */
+#if RK_MMA
+    const int mg = lane / 4, mq = lane % 4;
+    #pragma unroll
+    for (int mb = 0; mb < 8; mb++) {
+        local float *r0 = red + (warp * RK_GP + 2 * mq) * RK_DV + (mg + 8 * (mb >> 2)) * 8 + 2 * (mb & 3);
+        r0[0] = acc[mb][0];
+        r0[RK_DV] = acc[mb][1];
+        r0[1] = acc[mb][2];
+        r0[RK_DV + 1] = acc[mb][3];
+    }
+#else
+    #pragma unroll
+    for (int o = RK_VC; o < RK_LANES; o *= 2) /* lanes with the same chunk, other tokens */
+        #pragma unroll
+        for (int h = 0; h < RK_GP; h++) acc[h] += rk_shfl_xor_chunk(acc[h], o);
+    if (lane < RK_VC)
+        #pragma unroll
+        for (int h = 0; h < RK_GP; h++) {
+#if RK_VE == 8
+            vstore8(acc[h], lane, red + (warp * RK_GP + h) * RK_DV);
+#else
+            vstore4(acc[h], lane, red + (warp * RK_GP + h) * RK_DV);
+#endif
+        }
+#endif
+    #pragma unroll
+    for (int o = 1; o < RK_LANES; o *= 2)
+        #pragma unroll
+        for (int h = 0; h < RK_GP; h++) l[h] += rk_shfl_xor(l[h], o);
+    if (lane == 0)
+        #pragma unroll
+        for (int h = 0; h < RK_GP; h++) {
+            red_ml[2 * (warp * RK_GP + h)] = mref[h];
+            red_ml[2 * (warp * RK_GP + h) + 1] = l[h];
+        }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int i = lid; i < nh * RK_DV; i += RK_NW * RK_LANES) {
+        const int h = i / RK_DV, c = i % RK_DV;
+        float M = -INFINITY, L = 0.0f, A = 0.0f;
+        for (int w = 0; w < RK_NW; w++) M = fmax(M, red_ml[2 * (w * RK_GP + h)]);
+        for (int w = 0; w < RK_NW; w++) {
+            const float lw = red_ml[2 * (w * RK_GP + h) + 1];
+            const float f = lw > 0.0f ? exp2(red_ml[2 * (w * RK_GP + h)] - M) : 0.0f;
+            L = fma(f, lw, L);
+            A = fma(f, red[(w * RK_GP + h) * RK_DV + c], A);
+        }
+        const long pi = ((long)b * Hq + h0 + h) * n_split + split;
+        part_acc[pi * RK_DV + c] = A;
+        if (c == 0) {
+            part_ml[2 * pi] = M * M_LN2_F; /* natural log domain, as the combine expects */
+            part_ml[2 * pi + 1] = L;
+        }
     }
 }
 
