@@ -417,6 +417,69 @@ static __device__ void rk_dec_logits_mixed(const rk_dec_params &p, const rk_dec_
     }
 }
 
+/* Logits of a tile that mixes span rows, full-width rows and rows past the range end, on the
+ * tensor cores (GQA 8, 16-bit, d a multiple of 16): each A fragment holds only rows of its kind
+ * (zeros elsewhere), so one accumulator sums the span rows' (q·R)·(k·R) from the lane's q·R
+ * fragments bq and the full rows' q·k, whose fragments are built from shared memory here (hi/lo
+ * as in the hot path). Rows past t1 get -inf. */
+template <int DT, int KSTEPS>
+static __device__ void rk_dec_logits_mma_mixed(const rk_dec_params &p, const rk_dec_smem &sm,
+                                               const rk_dec_seq &s, int b, int g, int p0, int t1,
+                                               const unsigned (*bq)[4], const float *hbm, float *lg) {
+    constexpr int ESZ = rk_dt<DT>::size, TILE = RK_WARP / 2;
+    const int lane = threadIdx.x % RK_WARP, mg = lane / 4, mq = lane % 4;
+    const char *row[2];
+    bool span[2], full[2];
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        const int pos = p0 + mg + 8 * i;
+        span[i] = pos < t1 && p.sparse && pos >= s.begin && pos < s.begin + s.span;
+        full[i] = pos < t1 && !span[i];
+        if (span[i]) {
+            row[i] = p.ks + (size_t)(b * p.ks_b + g * p.ks_h + (long long)(pos - s.begin) * p.ks_t) * ESZ;
+        } else {
+            const long long fr = pos < s.begin ? pos : pos - s.span;
+            row[i] = p.kf + (size_t)(b * p.kf_b + g * p.kf_h + fr * p.kf_t) * ESZ;
+        }
+        row[i] += 4 * mq;
+    }
+    float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    if (p.sparse && __any_sync(0xffffffffu, span[0] || span[1])) {
+#pragma unroll
+        for (int ks = 0; ks < KSTEPS; ks++) {
+            const unsigned a0 = span[0] ? *(const unsigned *)(row[0] + 32 * ks) : 0u;
+            const unsigned a1 = span[1] ? *(const unsigned *)(row[1] + 32 * ks) : 0u;
+            const unsigned a2 = span[0] ? *(const unsigned *)(row[0] + 32 * ks + 16) : 0u;
+            const unsigned a3 = span[1] ? *(const unsigned *)(row[1] + 32 * ks + 16) : 0u;
+            rk_mma16816<DT>(c, a0, a1, a2, a3, bq[ks][0], bq[ks][1]);
+            rk_mma16816<DT>(c, a0, a1, a2, a3, bq[ks][2], bq[ks][3]);
+        }
+    }
+    if (__any_sync(0xffffffffu, full[0] || full[1])) {
+        const float *qh = sm.q + mg * p.d + 2 * mq;
+#pragma unroll 4
+        for (int ks = 0; ks < p.d / 16; ks++) {
+            const unsigned a0 = full[0] ? *(const unsigned *)(row[0] + 32 * ks) : 0u;
+            const unsigned a1 = full[1] ? *(const unsigned *)(row[1] + 32 * ks) : 0u;
+            const unsigned a2 = full[0] ? *(const unsigned *)(row[0] + 32 * ks + 16) : 0u;
+            const unsigned a3 = full[1] ? *(const unsigned *)(row[1] + 32 * ks + 16) : 0u;
+            float x[4], hi[4];
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                x[e] = qh[16 * ks + (e & 1) + 8 * (e >> 1)];
+                hi[e] = rk_round16<DT>(x[e]);
+            }
+            rk_mma16816<DT>(c, a0, a1, a2, a3, rk_pack_p<DT>(hi[0], hi[1]), rk_pack_p<DT>(hi[2], hi[3]));
+            rk_mma16816<DT>(c, a0, a1, a2, a3, rk_pack_p<DT>(x[0] - hi[0], x[1] - hi[1]),
+                            rk_pack_p<DT>(x[2] - hi[2], x[3] - hi[3]));
+        }
+    }
+    lg[(2 * mq) * TILE + mg] = span[0] ? c[0] + hbm[0] : full[0] ? c[0] : -INFINITY;
+    lg[(2 * mq + 1) * TILE + mg] = span[0] ? c[1] + hbm[1] : full[0] ? c[1] : -INFINITY;
+    lg[(2 * mq) * TILE + mg + 8] = span[1] ? c[2] + hbm[0] : full[1] ? c[2] : -INFINITY;
+    lg[(2 * mq + 1) * TILE + mg + 8] = span[1] ? c[3] + hbm[1] : full[1] ? c[3] : -INFINITY;
+}
+
 /* Combine the warps' (m, l, acc) of this block; with one split write the output, otherwise a
  * partial for rk_decode_combine. Each head's (max, sum) and the warps' weights are found once,
  * then every thread merges channels with one weighted sum over the warps. */
@@ -476,31 +539,19 @@ __global__ void __launch_bounds__(RK_THREADS) rk_decode_combine(const rk_dec_par
     const rk_dec_seq s = rk_dec_seq_of(p, b);
     const int n_valid = (s.len + p.split_len - 1) / p.split_len;
     const size_t base = ((size_t)b * p.Hq + hq) * S;
-    if (tid < RK_WARP) {
-        constexpr int PER_LANE = (RK_DEC_MAX_SPLITS + RK_WARP - 1) / RK_WARP;
-        float mj[PER_LANE], lj[PER_LANE]; /* every split's (max, sum) in one round trip */
-#pragma unroll
-        for (int u = 0; u < PER_LANE; u++) {
-            const int j = lane + u * RK_WARP;
-            mj[u] = j < n_valid ? p.part_ml[(base + j) * 2] : -INFINITY;
-            lj[u] = j < n_valid ? p.part_ml[(base + j) * 2 + 1] : 0.0f;
-        }
+    if (tid < RK_WARP) { /* one warp weighs the splits: a lane per split, more passes past 32 */
         float M = -INFINITY;
-#pragma unroll
-        for (int u = 0; u < PER_LANE; u++) M = fmaxf(M, mj[u]);
+        for (int j = lane; j < n_valid; j += RK_WARP) M = fmaxf(M, p.part_ml[(base + j) * 2]);
         for (int o = RK_WARP / 2; o > 0; o >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
         float L = 0.0f;
-#pragma unroll
-        for (int u = 0; u < PER_LANE; u++) {
-            mj[u] = lj[u] > 0.0f ? exp2f(mj[u] - M) : 0.0f;
-            L += lj[u] * mj[u];
+        for (int j = lane; j < n_valid; j += RK_WARP) {
+            const float m = p.part_ml[(base + j) * 2], l = p.part_ml[(base + j) * 2 + 1];
+            const float wj = l > 0.0f ? exp2f(m - M) : 0.0f;
+            w[j] = wj;
+            L += l * wj;
         }
         L = rk_warp_sum(L);
-#pragma unroll
-        for (int u = 0; u < PER_LANE; u++) {
-            const int j = lane + u * RK_WARP;
-            if (j < n_valid) w[j] = mj[u] / L;
-        }
+        for (int j = lane; j < n_valid; j += RK_WARP) w[j] /= L;
         if (lane == 0 && p.lse) p.lse[b * p.l_b + hq * p.l_h] = (M + log2f(L)) * RK_LN2;
     }
     __syncthreads();
@@ -715,6 +766,8 @@ __global__ void __launch_bounds__(RK_THREADS, (RK_HAVE_MMA && GT == 8 && DT != D
                         for (int h = 0; h < GT; h++) lg[h * TILE + tok] = part[h] + hb[h];
                     }
                 }
+            } else if (MMA && p.d % 16 == 0) {
+                rk_dec_logits_mma_mixed<DT, KSTEPS>(p, sm, s, b, g, p0, t1, bq, hbm, lg);
             } else {
                 rk_dec_logits_mixed<DT, GT>(p, sm, s, b, g, p0, min(TILE, t1 - p0), TILE,
                                             p.d * ESZ / 16, lg);

@@ -141,9 +141,9 @@ step_tune() {
 # Token split counts against the automatic choice (--split 0) on small and mid-size shapes.
 step_splits() {
     : >"$out/splits.jsonl"
-    for cfg in "1 4096" "1 16384" "8 16384" "8 65536"; do
+    for cfg in "1 4096" "1 16384" "1 65536" "8 4096" "8 16384"; do
         set -- $cfg
-        for s in 0 16 32 64 128; do
+        for s in 0 16 32 64 128 192 256; do
             "$stage/bin/rk-bench" --backend cuda --hq 28 --hkv 4 --r 32 --batch "$1" --tokens "$2" \
                 --full-tokens 80 --dtype f16 --probe-mb 0 --split $s --warmup 3 --iters 9 --json |
                 sed "s/^{/{\"split\":$s,/" >>"$out/splits.jsonl"
