@@ -45,6 +45,7 @@
 #define __shfl_sync(mask, var, lane) __shfl(var, lane)
 #define __shfl_xor_sync(mask, var, lane_mask) __shfl_xor(var, lane_mask)
 #define __shfl_down_sync(mask, var, delta) __shfl_down(var, delta)
+#define __any_sync(mask, pred) __any(pred)
 #define __syncwarp() __builtin_amdgcn_wave_barrier()
 
 /* Wavefront width of the target being compiled: 64 on CDNA (gfx90a), 32 on RDNA (gfx1030).
