@@ -19,7 +19,8 @@ set -uo pipefail
 # RK_ROOT: the checkout to run in, where this script is called from a copy (e.g. inside .gpu-ocl)
 root=${RK_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 cd "$root"
-stage=$root/.gpu-ocl
+# RK_STAGE: the staged tools, where they were copied under another name
+stage=${RK_STAGE:-$root/.gpu-ocl}
 # Work files live in $work; after every step they are packed into $dest/results.tgz (the device
 # tool returns at most 8 files, and a step cut short still leaves the earlier ones).
 dest=${OUT:-$root/.gpu-ocl-out}
@@ -42,8 +43,10 @@ stage_build() {
         while read -r lib; do cp -L "$lib" "$stage/lib/"; done
     # the ICD loader only as a fallback: used when the image has none
     cp -L "$(ldconfig -p | awk '/libOpenCL.so.1 / {print $NF; exit}')" "$stage/lib-fallback-libOpenCL.so.1"
-    grep -qx '/.gpu-ocl/' "$root/.git/info/exclude" 2>/dev/null || echo '/.gpu-ocl/' >>"$root/.git/info/exclude"
-    grep -qx '/.gpu-ocl-out/' "$root/.git/info/exclude" 2>/dev/null || echo '/.gpu-ocl-out/' >>"$root/.git/info/exclude"
+    local excl # worktrees share the main checkout's exclude file
+    excl=$(git -C "$root" rev-parse --git-common-dir)/info/exclude
+    grep -qx '/.gpu-ocl/' "$excl" 2>/dev/null || echo '/.gpu-ocl/' >>"$excl"
+    grep -qx '/.gpu-ocl-out/' "$excl" 2>/dev/null || echo '/.gpu-ocl-out/' >>"$excl"
     du -sh "$stage"
 }
 
