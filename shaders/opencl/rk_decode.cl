@@ -206,17 +206,18 @@ kernel void rk_decode_part(RK_DECODE_ARGS) {
  * RK_KC_S / RK_VC 16-byte chunks per full-width key / pruned key / value row (powers of two
  * <= 32, RK_VC >= RK_KC_F >= RK_KC_S); RK_GP = RK_GH rounded up to a power of two (padding heads
  * repeat the last real one); RK_MMA 1: q·K and P·V on tensor cores (RK_GP 8, 16-bit, RK_VC 16,
- * RK_TILE 16);
- * RK_PREFETCH 1: a warp issues its next tile's loads before working on the current one.
+ * RK_TILE 16); RK_PREFETCH 1: a warp issues its next tile's loads before working on the current
+ * one.
  * Shuffles, conversions and mma are inline PTX, which NVIDIA's OpenCL compiler hands to ptxas;
  * other devices take the tiled shape below.
  *
  * A work-group reads its split of one KV head once for all its query heads. Warps take tiles
  * round robin; a lane issues every 16-byte load of its tile (values, then keys) before using any.
- * Each key row's per-head dot products are reduced and scattered over the row's lanes, so a lane
- * ends with RK_GP/KC heads (or shares one head with KC/RK_GP lanes) and no exponential is repeated
- * across a row. Softmax runs in the log2 domain against one reference per head that every lane
- * keeps identically, raised only when a tile outruns it by RK_RAISE. No work-group barrier runs
+ * Without RK_MMA, each key row's per-head dot products are reduced and scattered over the row's
+ * lanes, so a lane ends with RK_GP/KC heads (or shares one head with KC/RK_GP lanes) and no
+ * exponential is repeated across a row. Softmax runs in the log2 domain against one reference per
+ * head that every lane holding the head keeps identically, raised only when a tile outruns it by
+ * RK_RAISE. No work-group barrier runs
  * inside the token loop. */
 #define RK_LANES 32
 #define RK_RAISE 8.0f
