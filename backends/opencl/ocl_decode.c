@@ -71,7 +71,7 @@ static int rk_ocl_choose_warp_shape(const rk_ocl_ctx *oc, const rk_op_decode *op
     if (s->tile < tile_min) s->tile = tile_min;
     s->gp = 1;
     while (s->gp < s->GH) s->gp *= 2;
-    /* tensor-core P·V: 8 heads, 16-bit values, 256-byte value rows, 16-token tiles */
+    /* tensor-core q·K and P·V: 8 heads, 16-bit values, 256-byte value rows, 16-token tiles */
     s->prefetch = p->prefetch;
     s->mma = p->mma && s->gp == 8 && op->q->dtype != RK_F32 && s->vc == 16 && s->tile == 16;
     /* local memory (mirrors rk_decode.cl): q, q·R, biases, then the warps' partials */

@@ -18,8 +18,8 @@ typedef struct rk_ocl_param_row {
 
 static const rk_ocl_param_row rk_ocl_param_table[] = {
     /* GPUs want coalesced loads: 8 work-items per key row, 32 value work-items per row. NVIDIA
-     * takes the warp shape instead (wg = 4 warps, 16-token warp tiles, tensor-core P·V; inline
-     * PTX); pref=1 was faster for sparse G = 7 in the sweep but has no full grid yet.
+     * takes the warp shape instead (wg = 4 warps, 16-token warp tiles, tensor-core q·K and P·V;
+     * inline PTX); wg=64,pref=1 is faster at G = 7 but slower at G = 4 (bench/results/opencl).
      *  name          serial wg kcp passes vpre maxrreg warp tile mma pref gh groups minsplit maxsplit */
     {CL_DEVICE_TYPE_GPU, "NVIDIA", {"nvidia-gpu", 0, 128, 8, 1, 1, 0, 1, 16, 1, 0, 8, 8, 64, 1024}},
     {CL_DEVICE_TYPE_GPU, "Advanced Micro Devices", {"amd-gpu", 0, 256, 8, 1, 1, 0, 0, 16, 0, 0, 8, 8, 64, 1024}},

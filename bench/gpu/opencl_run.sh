@@ -9,6 +9,7 @@
 #       GPU image lacks (CLBlast, the LAPACK stack) into .gpu-ocl/ (git-ignored); name .gpu-ocl in
 #       the device call's carry.
 #   GPU machine:    bench/gpu/opencl_run.sh run [info conf sweep conf_tuned bench tests kernels]
+#       (sweep_mid: not by default)
 #       default: every step. Logs and results packed into $OUT/results.tgz (or
 #       .gpu-ocl-out/results.tgz). BENCH_GRID=quick
 #       runs one small shape (a smoke test of this script on any OpenCL device);
@@ -19,7 +20,8 @@ set -uo pipefail
 # RK_ROOT: the checkout to run in, where this script is called from a copy (e.g. inside .gpu-ocl)
 root=${RK_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 cd "$root"
-stage=$root/.gpu-ocl
+# RK_STAGE: the staged tools, where they were copied under another name
+stage=${RK_STAGE:-$root/.gpu-ocl}
 # Work files live in $work; after every step they are packed into $dest/results.tgz (the device
 # tool returns at most 8 files, and a step cut short still leaves the earlier ones).
 dest=${OUT:-$root/.gpu-ocl-out}
@@ -42,8 +44,10 @@ stage_build() {
         while read -r lib; do cp -L "$lib" "$stage/lib/"; done
     # the ICD loader only as a fallback: used when the image has none
     cp -L "$(ldconfig -p | awk '/libOpenCL.so.1 / {print $NF; exit}')" "$stage/lib-fallback-libOpenCL.so.1"
-    grep -qx '/.gpu-ocl/' "$root/.git/info/exclude" 2>/dev/null || echo '/.gpu-ocl/' >>"$root/.git/info/exclude"
-    grep -qx '/.gpu-ocl-out/' "$root/.git/info/exclude" 2>/dev/null || echo '/.gpu-ocl-out/' >>"$root/.git/info/exclude"
+    local excl # worktrees share the main checkout's exclude file
+    excl=$(git -C "$root" rev-parse --git-common-dir)/info/exclude
+    grep -qx '/.gpu-ocl/' "$excl" 2>/dev/null || echo '/.gpu-ocl/' >>"$excl"
+    grep -qx '/.gpu-ocl-out/' "$excl" 2>/dev/null || echo '/.gpu-ocl-out/' >>"$excl"
     du -sh "$stage"
 }
 
@@ -109,11 +113,12 @@ bench_one() { # hq hkv d r batch tokens dtype [extra rk-bench flags]
         --warmup 3 --iters 15 --json "$@" || echo "{\"failed\":\"$hq $hkv $d $r $b $t $dt\"}"
 }
 
-bench_grid() { # file
-    local g bt
+bench_grid() { # file; BENCH_GRID=large: only the caches of 256 MB and more
+    local g bt bts="1,4096 1,16384 8,16384 8,65536 32,16384"
+    [ "${BENCH_GRID:-full}" = large ] && bts="8,16384 8,65536 32,16384"
     for g in 28,4,128 32,8,128; do
         IFS=, read -r hq hkv d <<<"$g"
-        for bt in 1,4096 1,16384 8,16384 8,65536 32,16384; do
+        for bt in $bts; do
             IFS=, read -r b t <<<"$bt"
             bench_one "$hq" "$hkv" "$d" 64 "$b" "$t" f16 >>"$1"
         done
@@ -123,25 +128,20 @@ bench_grid() { # file
     bench_one 28 4 128 64 8 16384 f32 >>"$1"
 }
 
-# Around the device's row, on a 1 GB cache (G = 7) and a 34 MB one; the best total (sparse +
+# Around the device's row, on a 1 GB cache (G = 7) and a 2 GB one (G = 4); the best total (sparse +
 # dense) time on the large cache is kept in $out/best_tune. Build logs with the compiler's
 # register report (RK_OPENCL_VERBOSE) go to $out/buildlog.txt.
 step_sweep() {
     : >"$out/sweep.jsonl"
     local tune
-    for tune in "" mma=0 pref=1 wg=64,pref=1 wg=256,pref=1 groups=16,pref=1 gh=4 \
-        warp=0,wg=256; do
+    for tune in "" mma=0 pref=1 wg=64 wg=64,pref=1 wg=256 groups=16,pref=1; do
         printf '{"tune":"%s"}\n' "$tune" >>"$out/sweep.jsonl"
         echo "=== tune '$tune'" >>"$out/buildlog.txt"
         RK_OPENCL_VERBOSE=1 RK_OPENCL_TUNE=$tune bench_one 28 4 128 64 8 65536 f16 --probe-mb 0 \
             >>"$out/sweep.jsonl" 2>>"$out/buildlog.txt"
     done
-    for tune in "" groups=16 minsplit=32; do
-        printf '{"tune":"%s"}\n' "$tune" >>"$out/sweep.jsonl"
-        RK_OPENCL_TUNE=$tune bench_one 28 4 128 64 1 16384 f16 --probe-mb 0 >>"$out/sweep.jsonl"
-    done
     : >"$out/sweep_g4.jsonl" # G = 4 (2 GB), kept out of the choice of best_tune
-    for tune in "" pref=1 wg=64,pref=1 mma=0 warp=0,wg=256; do
+    for tune in "" pref=1 wg=64,pref=1; do
         printf '{"tune":"%s"}\n' "$tune" >>"$out/sweep_g4.jsonl"
         RK_OPENCL_TUNE=$tune bench_one 32 8 128 64 8 65536 f16 --probe-mb 0 >>"$out/sweep_g4.jsonl"
     done
@@ -150,6 +150,18 @@ step_sweep() {
     python3 "$helpers" best "$out/sweep.jsonl" >"$out/best_tune"
     echo "best tune: '$(cat "$out/best_tune")'"
     grep -E "^=== tune|rk_decode_part|Used [0-9]+ registers" "$out/buildlog.txt" | grep -B1 -A1 "rk_decode_part" | head -60
+}
+
+# Splits and prefetch on the smallest cache of the large grid (270 MB, G = 7: two waves of
+# work-groups at the default row); informational, no best_tune.
+step_sweep_mid() {
+    : >"$out/sweep_mid.jsonl"
+    local tune
+    for tune in "" groups=4 groups=6 groups=16 pref=1 wg=64,pref=1; do
+        printf '{"tune":"%s"}\n' "$tune" >>"$out/sweep_mid.jsonl"
+        RK_OPENCL_TUNE=$tune bench_one 28 4 128 64 8 16384 f16 --probe-mb 0 >>"$out/sweep_mid.jsonl"
+    done
+    python3 "$helpers" table "$out/sweep_mid.jsonl"
 }
 
 step_conf_tuned() { # rk-conformance again with the sweep's best parameters

@@ -205,17 +205,19 @@ kernel void rk_decode_part(RK_DECODE_ARGS) {
  * Defines: RK_NW warps (32 work-items) per work-group; RK_TILE tokens per warp tile; RK_KC_F /
  * RK_KC_S / RK_VC 16-byte chunks per full-width key / pruned key / value row (powers of two
  * <= 32, RK_VC >= RK_KC_F >= RK_KC_S); RK_GP = RK_GH rounded up to a power of two (padding heads
- * repeat the last real one); RK_MMA 1: P·V on tensor cores (RK_GP 8, 16-bit, RK_VC 16, RK_TILE 16);
- * RK_PREFETCH 1: a warp issues its next tile's loads before working on the current one.
+ * repeat the last real one); RK_MMA 1: q·K and P·V on tensor cores (RK_GP 8, 16-bit, RK_VC 16,
+ * RK_TILE 16); RK_PREFETCH 1: a warp issues its next tile's loads before working on the current
+ * one.
  * Shuffles, conversions and mma are inline PTX, which NVIDIA's OpenCL compiler hands to ptxas;
  * other devices take the tiled shape below.
  *
  * A work-group reads its split of one KV head once for all its query heads. Warps take tiles
  * round robin; a lane issues every 16-byte load of its tile (values, then keys) before using any.
- * Each key row's per-head dot products are reduced and scattered over the row's lanes, so a lane
- * ends with RK_GP/KC heads (or shares one head with KC/RK_GP lanes) and no exponential is repeated
- * across a row. Softmax runs in the log2 domain against one reference per head that every lane
- * keeps identically, raised only when a tile outruns it by RK_RAISE. No work-group barrier runs
+ * Without RK_MMA, each key row's per-head dot products are reduced and scattered over the row's
+ * lanes, so a lane ends with RK_GP/KC heads (or shares one head with KC/RK_GP lanes) and no
+ * exponential is repeated across a row. Softmax runs in the log2 domain against one reference per
+ * head that every lane holding the head keeps identically, raised only when a tile outruns it by
+ * RK_RAISE. No work-group barrier runs
  * inside the token loop. */
 #define RK_LANES 32
 #define RK_RAISE 8.0f
@@ -292,9 +294,19 @@ inline uint4 rk_ldchunk(global const rk_elem *row, int chunk) {
 }
 
 #if RK_MMA
-/* P·V as D = Vᵀ·P + D, one m16n8k16 per (16-byte chunk slot u, 32-bit word w): A rows are the
- * word's even channel (rows g) and odd channel (rows g + 8) of the tokens 2q, 2q+1, 2q+8, 2q+9
- * that lane (g, q) loaded, B = P of those tokens for head g, D columns = heads 2q, 2q+1. */
+/* Both products on tensor cores (mma.sync.m16n8k16, as backends/cuda/decode.cuh), so no lane
+ * keeps a query slice of 8 heads in registers (64 of them at d 128; the FMA shape sat at 255).
+ * Lane (g, q) = (lane / 4, lane % 4):
+ * - q·K: C = tile tokens × heads, A = key rows g and g + 8, B = the query of head g. The lane
+ *   loads 16-byte chunks 4i + q of both rows; word w of chunk i feeds k-step 2i + w/2 as the
+ *   A word of column pair q (w even) or q + 4 (w odd), and B holds the same channels. B is the
+ *   query split into a 16-bit part and its residual (two mma per k-step: f32-grade logits),
+ *   packed once per segment. C: tokens g, g + 8 × heads 2q, 2q + 1.
+ * - P·V: D = Vᵀ·P + D, one mma per (value chunk slot u, word w): A rows are the word's even
+ *   channel (rows g) and odd channel (rows g + 8) of tokens 2q, 2q+1, 2q+8, 2q+9 of chunks g and
+ *   g + 8, B = P of those tokens for head g, D columns = heads 2q, 2q+1.
+ * So a lane's softmax state is that of heads 2q, 2q + 1. */
+#define RK_KCH_MAX ((RK_KC_F + 3) / 4) /* key chunks per row and lane */
 typedef float rk_acc[8][4];
 inline uint rk_pack_p(float lo, float hi) {
     uint r;
@@ -304,6 +316,13 @@ inline uint rk_pack_p(float lo, float hi) {
     asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
 #endif
     return r;
+}
+inline float2 rk_unpack2(uint x) {
+#if RK_DT == 1
+    return rk_half2(x);
+#else
+    return (float2)(as_float(x << 16), as_float(x & 0xffff0000u));
+#endif
 }
 #if RK_DT == 1
 #define RK_MMA_OP "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
@@ -317,9 +336,136 @@ inline uint rk_pack_p(float lo, float hi) {
 inline uint rk_word(uint4 v, int w) { return w == 0 ? v.x : w == 1 ? v.y : w == 2 ? v.z : v.w; }
 inline uint rk_lo16(uint a, uint b) { return (a & 0xffffu) | (b << 16); }
 inline uint rk_hi16(uint a, uint b) { return (a >> 16) | (b & 0xffff0000u); }
+
+/* Loads of the tile at p0 (n valid rows) that this lane uses, all issued before any is used:
+ * vb[i] = value chunk g + 8(i & 1) of token 2q + ((i >> 1) & 1) + 8(i >> 2); kb[2i + r] = key
+ * chunk 4i + q of row g + 8r (zero past the row: rows of fewer than 4 chunks). */
+inline void rk_mma_load(uint4 vb[8], uint4 kb[2 * RK_KCH_MAX], global const rk_elem *kh, long kst,
+                        int shift, global const rk_elem *vh, long v_st, int p0, int n, const int KC) {
+    const int lane = get_local_id(0) % RK_LANES, mg = lane / 4, mq = lane % 4;
+    #pragma unroll
+    for (int i = 0; i < 8; i++) {
+        const int t = 2 * mq + ((i >> 1) & 1) + 8 * (i >> 2), c = mg + 8 * (i & 1);
+        vb[i] = t < n ? rk_ldchunk(vh + (long)(p0 + t) * v_st, c) : (uint4)(0u);
+    }
+    #pragma unroll
+    for (int i = 0; i < (KC + 3) / 4; i++)
+        #pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const int t = mg + 8 * r, c = 4 * i + mq;
+            kb[2 * i + r] = t < n && c < KC ? rk_ldchunk(kh + (long)(p0 + t - shift) * kst, c) : (uint4)(0u);
+        }
+}
+
+/* Positions [pb, pe) of one segment: key rows kh[(p - shift)·kst], KC chunks wide, scored against
+ * qw[h][KC·8] plus bias[h]; value rows vh[p·v_st]. l and mref: heads 2q, 2q + 1 of this lane. */
+inline void rk_warp_segment(global const rk_elem *kh, long kst, int shift, global const rk_elem *vh,
+                            long v_st, int pb, int pe, local const float *qw, local const float *bias,
+                            const int KC, rk_acc acc, float l[2], float mref[2]) {
+    const int NCH = (KC + 3) / 4;
+    const int lane = get_local_id(0) % RK_LANES, warp = get_local_id(0) / RK_LANES;
+    const int mg = lane / 4, mq = lane % 4;
+    /* B fragments of q·K, k-step 2i + h: channels 8(4i + q) + 4h + {0, 1} and {2, 3} of head g */
+    uint bq[2 * RK_KCH_MAX][4];
+    #pragma unroll
+    for (int i = 0; i < NCH; i++)
+        #pragma unroll
+        for (int h = 0; h < 2; h++) {
+            const int c = 4 * i + mq;
+            float x[4];
+            #pragma unroll
+            for (int e = 0; e < 4; e++) x[e] = c < KC ? qw[mg * KC * 8 + c * 8 + 4 * h + e] : 0.0f;
+            const uint hi01 = rk_pack_p(x[0], x[1]), hi23 = rk_pack_p(x[2], x[3]);
+            const float2 f01 = rk_unpack2(hi01), f23 = rk_unpack2(hi23);
+            bq[2 * i + h][0] = hi01;
+            bq[2 * i + h][1] = hi23;
+            bq[2 * i + h][2] = rk_pack_p(x[0] - f01.x, x[1] - f01.y);
+            bq[2 * i + h][3] = rk_pack_p(x[2] - f23.x, x[3] - f23.y);
+        }
+    const float hb0 = bias[2 * mq], hb1 = bias[2 * mq + 1];
+
+#if RK_PREFETCH
+    uint4 vb[8], kb[2 * RK_KCH_MAX];
+    if (pb + warp * RK_TILE < pe)
+        rk_mma_load(vb, kb, kh, kst, shift, vh, v_st, pb + warp * RK_TILE,
+                    min(RK_TILE, pe - pb - warp * RK_TILE), KC);
+#endif
+    for (int p0 = pb + warp * RK_TILE; p0 < pe; p0 += RK_NW * RK_TILE) {
+        const int n = min(RK_TILE, pe - p0);
+        uint4 vcur[8], kcur[2 * RK_KCH_MAX];
+#if RK_PREFETCH
+        #pragma unroll
+        for (int i = 0; i < 8; i++) vcur[i] = vb[i];
+        #pragma unroll
+        for (int i = 0; i < 2 * NCH; i++) kcur[i] = kb[i];
+        const int pn = p0 + RK_NW * RK_TILE;
+        if (pn < pe) rk_mma_load(vb, kb, kh, kst, shift, vh, v_st, pn, min(RK_TILE, pe - pn), KC);
+#else
+        rk_mma_load(vcur, kcur, kh, kst, shift, vh, v_st, p0, n, KC);
+#endif
+
+        /* logits: tokens g, g + 8 × heads 2q, 2q + 1 */
+        float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        #pragma unroll
+        for (int i = 0; i < NCH; i++)
+            #pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const uint a0 = rk_word(kcur[2 * i], 2 * h), a2 = rk_word(kcur[2 * i], 2 * h + 1);
+                const uint a1 = rk_word(kcur[2 * i + 1], 2 * h), a3 = rk_word(kcur[2 * i + 1], 2 * h + 1);
+                RK_MMA16816(c, a0, a1, a2, a3, bq[2 * i + h][0], bq[2 * i + h][1]);
+                RK_MMA16816(c, a0, a1, a2, a3, bq[2 * i + h][2], bq[2 * i + h][3]);
+            }
+        const float x0 = mg < n ? c[0] + hb0 : -INFINITY, x1 = mg < n ? c[1] + hb1 : -INFINITY;
+        const float x2 = mg + 8 < n ? c[2] + hb0 : -INFINITY, x3 = mg + 8 < n ? c[3] + hb1 : -INFINITY;
+        float tm[2] = {fmax(x0, x2), fmax(x1, x3)};
+        #pragma unroll
+        for (int o = 4; o < RK_LANES; o *= 2)
+            #pragma unroll
+            for (int j = 0; j < 2; j++) tm[j] = fmax(tm[j], rk_shfl_xor(tm[j], o));
+        /* the 8 lanes of a head pair hold the same maxima and raise the same references */
+        #pragma unroll
+        for (int j = 0; j < 2; j++)
+            if (tm[j] > mref[j] + RK_RAISE) {
+                const float a = exp2(mref[j] - tm[j]);
+                mref[j] = tm[j];
+                l[j] *= a;
+                #pragma unroll
+                for (int mb = 0; mb < 8; mb++) {
+                    acc[mb][j] *= a;
+                    acc[mb][2 + j] *= a;
+                }
+            }
+        const float w0 = exp2(x0 - mref[0]), w2 = exp2(x2 - mref[0]);
+        const float w1 = exp2(x1 - mref[1]), w3 = exp2(x3 - mref[1]);
+        l[0] += w0 + w2;
+        l[1] += w1 + w3;
+
+        /* B of P·V (head g, tokens 2q + (e & 1) + 8(e >> 1)) from the lanes of those tokens */
+        float p[4];
+        #pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const int src = 4 * (2 * mq + (e & 1)) + mg / 2;
+            const float ev = rk_shfl_idx(e >> 1 ? w2 : w0, src), od = rk_shfl_idx(e >> 1 ? w3 : w1, src);
+            p[e] = mg & 1 ? od : ev;
+        }
+        const uint b0 = rk_pack_p(p[0], p[1]), b1 = rk_pack_p(p[2], p[3]);
+        #pragma unroll
+        for (int u = 0; u < 2; u++)
+            #pragma unroll
+            for (int wd = 0; wd < 4; wd++) {
+                const uint t0 = rk_word(vcur[u], wd), t1 = rk_word(vcur[2 + u], wd);
+                const uint t8 = rk_word(vcur[4 + u], wd), t9 = rk_word(vcur[6 + u], wd);
+                RK_MMA16816(acc[u * 4 + wd], rk_lo16(t0, t1), rk_hi16(t0, t1), rk_lo16(t8, t9),
+                            rk_hi16(t8, t9), b0, b1);
+            }
+    }
+}
+#define RK_HST 2    /* heads of softmax state per lane: 2q, 2q + 1 */
+#define RK_HLANES 4 /* lanes with distinct states (lanes with equal q share theirs) */
 #else
 typedef rk_chunk rk_acc[RK_GP]; /* heads × this lane's value chunk */
-#endif
+#define RK_HST RK_GP /* every lane: every head */
+#define RK_HLANES 1
 
 /* Loads of the tile at p0 (n valid rows) that this lane uses, all issued before any is used. */
 inline void rk_warp_load(uint4 vb[RK_VSL], uint4 kb[RK_KSL_MAX], global const rk_elem *kh, long kst,
@@ -327,11 +473,7 @@ inline void rk_warp_load(uint4 vb[RK_VSL], uint4 kb[RK_KSL_MAX], global const rk
     const int lane = get_local_id(0) % RK_LANES, KTPP = RK_LANES / KC, KSL = RK_TILE / KTPP;
     #pragma unroll
     for (int i = 0; i < RK_VSL; i++) {
-#if RK_MMA
-        const int t = 2 * (lane % 4) + ((i >> 1) & 1) + 8 * (i >> 2), c = lane / 4 + 8 * (i & 1);
-#else
         const int t = i * (RK_LANES / RK_VC) + lane / RK_VC, c = lane % RK_VC;
-#endif
         vb[i] = t < n ? rk_ldchunk(vh + (long)(p0 + t) * v_st, c) : (uint4)(0u);
     }
     #pragma unroll
@@ -353,9 +495,6 @@ inline void rk_warp_segment(global const rk_elem *kh, long kst, int shift, globa
     const int LPH = KC > RK_GP ? KC / RK_GP : 1;           /* lanes sharing one head */
     const int lane = get_local_id(0) % RK_LANES, warp = get_local_id(0) / RK_LANES;
     const int kc = lane % KC, hsel = kc / LPH; /* this lane: chunk kc, heads hsel·HPL + j */
-    const int mg = lane / 4, mq = lane % 4;    /* mma fragment coordinates */
-    (void)mg;
-    (void)mq;
     rk_chunk qx[RK_GP];
     #pragma unroll
     for (int h = 0; h < RK_GP; h++) {
@@ -436,18 +575,7 @@ inline void rk_warp_segment(global const rk_elem *kh, long kst, int shift, globa
                 const float a = exp2(mref[h] - tm);
                 mref[h] = tm;
                 l[h] *= a;
-#if RK_MMA
-                const float a_lo = h == 2 * mq ? a : 1.0f, a_hi = h == 2 * mq + 1 ? a : 1.0f;
-                #pragma unroll
-                for (int mb = 0; mb < 8; mb++) {
-                    acc[mb][0] *= a_lo;
-                    acc[mb][1] *= a_hi;
-                    acc[mb][2] *= a_lo;
-                    acc[mb][3] *= a_hi;
-                }
-#else
                 acc[h] *= a;
-#endif
             }
             if (h / HPL == hsel) ref[h % HPL] = mref[h];
         }
@@ -467,31 +595,6 @@ inline void rk_warp_segment(global const rk_elem *kh, long kst, int shift, globa
         }
 
         /* the weight of token t, head h sits in key pass t / KTPP, lane (t % KTPP)·KC + (h / HPL)·LPH */
-#if RK_MMA
-        float p[4]; /* head mg, tokens 2q, 2q+1, 2q+8, 2q+9 */
-        #pragma unroll
-        for (int e = 0; e < 4; e++) {
-            const int t = 2 * mq + (e & 1) + 8 * (e >> 1);
-            p[e] = 0.0f;
-            #pragma unroll
-            for (int i = 0; i < KSL; i++)
-                #pragma unroll
-                for (int j = 0; j < HPL; j++) {
-                    const float y = rk_shfl_idx(w[i][j], (t % KTPP) * KC + (mg / HPL) * LPH);
-                    if (t / KTPP == i && mg % HPL == j) p[e] = y;
-                }
-        }
-        const uint b0 = rk_pack_p(p[0], p[1]), b1 = rk_pack_p(p[2], p[3]);
-        #pragma unroll
-        for (int u = 0; u < 2; u++)
-            #pragma unroll
-            for (int wd = 0; wd < 4; wd++) {
-                const uint t0 = rk_word(vcur[u], wd), t1 = rk_word(vcur[2 + u], wd);
-                const uint t8 = rk_word(vcur[4 + u], wd), t9 = rk_word(vcur[6 + u], wd);
-                RK_MMA16816(acc[u * 4 + wd], rk_lo16(t0, t1), rk_hi16(t0, t1), rk_lo16(t8, t9),
-                            rk_hi16(t8, t9), b0, b1);
-            }
-#else
         /* a value pass never straddles two key passes */
         #pragma unroll
         for (int i = 0; i < RK_VSL; i++) {
@@ -503,9 +606,9 @@ inline void rk_warp_segment(global const rk_elem *kh, long kst, int shift, globa
                 acc[h] = fma((rk_chunk)(wh), val, acc[h]);
             }
         }
-#endif
     }
 }
+#endif
 
 kernel __attribute__((reqd_work_group_size(RK_NW * RK_LANES, 1, 1))) void
 rk_decode_part(RK_DECODE_ARGS) {
@@ -545,9 +648,9 @@ rk_decode_part(RK_DECODE_ARGS) {
     barrier(CLK_LOCAL_MEM_FENCE);
 
     rk_acc acc;
-    float l[RK_GP], mref[RK_GP];
+    float l[RK_HST], mref[RK_HST];
     #pragma unroll
-    for (int h = 0; h < RK_GP; h++) {
+    for (int h = 0; h < RK_HST; h++) {
         l[h] = 0.0f;
         mref[h] = -INFINITY;
     }
@@ -598,14 +701,15 @@ rk_decode_part(RK_DECODE_ARGS) {
         }
 #endif
     #pragma unroll
-    for (int o = 1; o < RK_LANES; o *= 2)
+    for (int o = RK_HLANES; o < RK_LANES; o *= 2)
         #pragma unroll
-        for (int h = 0; h < RK_GP; h++) l[h] += rk_shfl_xor(l[h], o);
-    if (lane == 0)
+        for (int j = 0; j < RK_HST; j++) l[j] += rk_shfl_xor(l[j], o);
+    if (lane < RK_HLANES)
         #pragma unroll
-        for (int h = 0; h < RK_GP; h++) {
-            red_ml[2 * (warp * RK_GP + h)] = mref[h];
-            red_ml[2 * (warp * RK_GP + h) + 1] = l[h];
+        for (int j = 0; j < RK_HST; j++) {
+            const int h = lane * RK_HST + j;
+            red_ml[2 * (warp * RK_GP + h)] = mref[j];
+            red_ml[2 * (warp * RK_GP + h) + 1] = l[j];
         }
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int i = lid; i < nh * RK_DV; i += RK_NW * RK_LANES) {
