@@ -84,6 +84,39 @@ static __device__ __forceinline__ void rk_pdl_enter() {
 #endif
 }
 
+/* Fragments of the tensor-core K dot (m16n8k16, lane g = lane / 4, q = lane % 4), one k-step of
+ * 16 channels each. A: 4-byte pairs at this lane's column of rows g (r0) and g + 8 (r8); a row not
+ * taken reads as zero. B: one head's query pairs (channels 2q, 2q + 1 and 2q + 8, 2q + 9 of qh)
+ * as a 16-bit hi part (b[0], b[1]) and its residual lo part (b[2], b[3]): C += A·B_hi + A·B_lo
+ * keeps f32-grade logits. */
+static __device__ __forceinline__ void rk_kfrag(const char *r0, const char *r8, bool t0, bool t8,
+                                                int ks, unsigned *a) {
+    a[0] = t0 ? *(const unsigned *)(r0 + 32 * ks) : 0u;
+    a[1] = t8 ? *(const unsigned *)(r8 + 32 * ks) : 0u;
+    a[2] = t0 ? *(const unsigned *)(r0 + 32 * ks + 16) : 0u;
+    a[3] = t8 ? *(const unsigned *)(r8 + 32 * ks + 16) : 0u;
+}
+
+template <int DT>
+static __device__ __forceinline__ void rk_qfrag_hilo(const float *qh, bool live, unsigned *b) {
+    float x[4], hi[4];
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+        x[e] = live ? qh[(e & 1) + 8 * (e >> 1)] : 0.0f;
+        hi[e] = rk_round16<DT>(x[e]);
+    }
+    b[0] = rk_pack_p<DT>(hi[0], hi[1]);
+    b[1] = rk_pack_p<DT>(hi[2], hi[3]);
+    b[2] = rk_pack_p<DT>(x[0] - hi[0], x[1] - hi[1]);
+    b[3] = rk_pack_p<DT>(x[2] - hi[2], x[3] - hi[3]);
+}
+
+template <int DT>
+static __device__ __forceinline__ void rk_mma_hilo(float *c, const unsigned *a, const unsigned *b) {
+    rk_mma16816<DT>(c, a[0], a[1], a[2], a[3], b[0], b[1]);
+    rk_mma16816<DT>(c, a[0], a[1], a[2], a[3], b[2], b[3]);
+}
+
 #define RK_DEC_INLINE_SEQS 64 /* sequence table passed in the kernel parameters up to this B */
 #define RK_DEC_MAX_SPLITS 256
 #define RK_QPROJ_CHUNK 4096 /* floats of R staged per pass of the prologue's projection */
@@ -447,31 +480,19 @@ static __device__ void rk_dec_logits_mma_mixed(const rk_dec_params &p, const rk_
     if (p.sparse && __any_sync(0xffffffffu, span[0] || span[1])) {
 #pragma unroll
         for (int ks = 0; ks < KSTEPS; ks++) {
-            const unsigned a0 = span[0] ? *(const unsigned *)(row[0] + 32 * ks) : 0u;
-            const unsigned a1 = span[1] ? *(const unsigned *)(row[1] + 32 * ks) : 0u;
-            const unsigned a2 = span[0] ? *(const unsigned *)(row[0] + 32 * ks + 16) : 0u;
-            const unsigned a3 = span[1] ? *(const unsigned *)(row[1] + 32 * ks + 16) : 0u;
-            rk_mma16816<DT>(c, a0, a1, a2, a3, bq[ks][0], bq[ks][1]);
-            rk_mma16816<DT>(c, a0, a1, a2, a3, bq[ks][2], bq[ks][3]);
+            unsigned a[4];
+            rk_kfrag(row[0], row[1], span[0], span[1], ks, a);
+            rk_mma_hilo<DT>(c, a, bq[ks]);
         }
     }
     if (__any_sync(0xffffffffu, full[0] || full[1])) {
         const float *qh = sm.q + mg * p.d + 2 * mq;
 #pragma unroll 4
         for (int ks = 0; ks < p.d / 16; ks++) {
-            const unsigned a0 = full[0] ? *(const unsigned *)(row[0] + 32 * ks) : 0u;
-            const unsigned a1 = full[1] ? *(const unsigned *)(row[1] + 32 * ks) : 0u;
-            const unsigned a2 = full[0] ? *(const unsigned *)(row[0] + 32 * ks + 16) : 0u;
-            const unsigned a3 = full[1] ? *(const unsigned *)(row[1] + 32 * ks + 16) : 0u;
-            float x[4], hi[4];
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                x[e] = qh[16 * ks + (e & 1) + 8 * (e >> 1)];
-                hi[e] = rk_round16<DT>(x[e]);
-            }
-            rk_mma16816<DT>(c, a0, a1, a2, a3, rk_pack_p<DT>(hi[0], hi[1]), rk_pack_p<DT>(hi[2], hi[3]));
-            rk_mma16816<DT>(c, a0, a1, a2, a3, rk_pack_p<DT>(x[0] - hi[0], x[1] - hi[1]),
-                            rk_pack_p<DT>(x[2] - hi[2], x[3] - hi[3]));
+            unsigned a[4], bf[4];
+            rk_kfrag(row[0], row[1], full[0], full[1], ks, a);
+            rk_qfrag_hilo<DT>(qh + 16 * ks, true, bf);
+            rk_mma_hilo<DT>(c, a, bf);
         }
     }
     lg[(2 * mq) * TILE + mg] = span[0] ? c[0] + hbm[0] : full[0] ? c[0] : -INFINITY;
@@ -661,19 +682,8 @@ __global__ void __launch_bounds__(RK_THREADS, (RK_HAVE_MMA && GT == 8 && DT != D
         if (MMA) {
             const bool live = need_span || !p.sparse;
 #pragma unroll
-            for (int ks = 0; ks < KSTEPS; ks++) {
-                const float *qh = hot_q + mg * hot_w + 16 * ks + 2 * mq;
-                float x[4], hi[4];
-#pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    x[e] = live ? qh[(e & 1) + 8 * (e >> 1)] : 0.0f;
-                    hi[e] = rk_round16<DT>(x[e]);
-                }
-                bq[ks][0] = rk_pack_p<DT>(hi[0], hi[1]);
-                bq[ks][1] = rk_pack_p<DT>(hi[2], hi[3]);
-                bq[ks][2] = rk_pack_p<DT>(x[0] - hi[0], x[1] - hi[1]);
-                bq[ks][3] = rk_pack_p<DT>(x[2] - hi[2], x[3] - hi[3]);
-            }
+            for (int ks = 0; ks < KSTEPS; ks++)
+                rk_qfrag_hilo<DT>(hot_q + mg * hot_w + 16 * ks + 2 * mq, live, bq[ks]);
             if (need_span) {
                 hbm[0] = sm.bias[(2 * mq) % GT];
                 hbm[1] = sm.bias[(2 * mq + 1) % GT];
@@ -711,20 +721,12 @@ __global__ void __launch_bounds__(RK_THREADS, (RK_HAVE_MMA && GT == 8 && DT != D
             if (hot && MMA) {
                 const char *k0 = kbase + (size_t)(p0 - hot_lo + mg) * kt * ESZ + 4 * mq;
                 const char *k8 = k0 + (size_t)8 * kt * ESZ;
-                unsigned ka[KSTEPS][4];
+                unsigned ka[KSTEPS][4]; /* every load of the tile's K in flight before the MMAs */
 #pragma unroll
-                for (int ks = 0; ks < KSTEPS; ks++) {
-                    ka[ks][0] = *(const unsigned *)(k0 + 32 * ks);
-                    ka[ks][1] = *(const unsigned *)(k8 + 32 * ks);
-                    ka[ks][2] = *(const unsigned *)(k0 + 32 * ks + 16);
-                    ka[ks][3] = *(const unsigned *)(k8 + 32 * ks + 16);
-                }
+                for (int ks = 0; ks < KSTEPS; ks++) rk_kfrag(k0, k8, true, true, ks, ka[ks]);
                 float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
-                for (int ks = 0; ks < KSTEPS; ks++) {
-                    rk_mma16816<DT>(c, ka[ks][0], ka[ks][1], ka[ks][2], ka[ks][3], bq[ks][0], bq[ks][1]);
-                    rk_mma16816<DT>(c, ka[ks][0], ka[ks][1], ka[ks][2], ka[ks][3], bq[ks][2], bq[ks][3]);
-                }
+                for (int ks = 0; ks < KSTEPS; ks++) rk_mma_hilo<DT>(c, ka[ks], bq[ks]);
                 lg[(2 * mq) * TILE + mg] = c[0] + hbm[0];
                 lg[(2 * mq + 1) * TILE + mg] = c[1] + hbm[1];
                 lg[(2 * mq) * TILE + mg + 8] = c[2] + hbm[0];
