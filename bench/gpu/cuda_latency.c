@@ -5,34 +5,16 @@
  *
  *   cuda_latency [--backend cuda] [--hq 28] [--hkv 4] [--batch 1] [--tokens 4096] [--r 32]
  */
-#define _POSIX_C_SOURCE 200809L
+#include "bench_util.h"
 #include "rotatek.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
-#define CK(expr)                                                                              \
-    do {                                                                                      \
-        rk_status st_ = (expr);                                                               \
-        if (st_ != RK_OK) {                                                                   \
-            fprintf(stderr, "%s:%d: %s -> %s: %s\n", __FILE__, __LINE__, #expr,                \
-                    rk_status_name(st_), rk_context_last_error(ctx));                         \
-            exit(2);                                                                          \
-        }                                                                                     \
-    } while (0)
+#define CK(expr) bu_check((expr), ctx, #expr)
 
 static rk_buffer *filled(rk_context *ctx, size_t elems, uint64_t seed) {
     uint16_t *h = malloc(elems * 2);
@@ -102,21 +84,21 @@ int main(int argc, char **argv) {
         for (int i = 0; i < 20; i++) CK(fn(ctx, &a));
         CK(rk_context_synchronize(ctx));
         const int n = 200;
-        double t0 = now();
+        double t0 = bu_now();
         for (int i = 0; i < n; i++) CK(fn(ctx, &a));
-        double t1 = now();
+        double t1 = bu_now();
         CK(rk_context_synchronize(ctx));
-        double t2 = now();
+        double t2 = bu_now();
         double single[50];
         for (int i = 0; i < 50; i++) {
-            double s0 = now();
+            double s0 = bu_now();
             CK(fn(ctx, &a));
             CK(rk_context_synchronize(ctx));
-            single[i] = (now() - s0) * 1e6;
+            single[i] = (bu_now() - s0) * 1e6;
         }
-        qsort(single, 50, sizeof(double), cmp_d);
+
         printf("%-7s %12.2f %12.2f %12.2f\n", sparse ? "sparse" : "dense", (t1 - t0) / n * 1e6,
-               (t2 - t0) / n * 1e6, single[25]);
+               (t2 - t0) / n * 1e6, bu_median(single, 50));
     }
     rk_rotation_destroy(rot);
     rk_buffer_free(qb); rk_buffer_free(ob); rk_buffer_free(kfb); rk_buffer_free(vb); rk_buffer_free(ksb);

@@ -9,8 +9,8 @@
  *   cuda_rotation_bench [--backend cuda] [--tokens 8192] [--hkv 4] [--hq 28] [--d 128] [--r 32]
  *                       [--reps 20] [--dtype f16]
  * Prints a summary and one JSON line. */
-#define _POSIX_C_SOURCE 200809L
 #include "pca.h"
+#include "bench_util.h"
 #include "rotatek.h"
 
 #include <math.h>
@@ -18,40 +18,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
-static uint64_t splitmix(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-static double gauss(uint64_t *s) {
-    double u1 = ((double)(splitmix(s) >> 11) + 1.0) / 9007199254740993.0;
-    double u2 = (double)(splitmix(s) >> 11) / 9007199254740992.0;
-    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
-}
 
-#define CK(expr)                                                                              \
-    do {                                                                                      \
-        rk_status st_ = (expr);                                                               \
-        if (st_ != RK_OK) {                                                                   \
-            fprintf(stderr, "%s:%d: %s -> %s: %s\n", __FILE__, __LINE__, #expr,                \
-                    rk_status_name(st_), rk_context_last_error(ctx));                         \
-            exit(2);                                                                          \
-        }                                                                                     \
-    } while (0)
+#define CK(expr) bu_check((expr), ctx, #expr)
 
 /* ‖A Aᵀ − B Bᵀ‖_F / √2 for orthonormal A, B [d][r]: the norm of the sines of the principal
  * angles, without the acos that floors rk_pca_max_angle near sqrt(float eps) for f32 bases. */
@@ -78,19 +49,19 @@ static void make_keys(const cfg_t *c, float *keys, float *queries) {
     int d = c->d;
     double *Q = malloc(sizeof(double) * d * d);
     for (int h = 0; h < c->hkv; h++) {
-        for (int i = 0; i < d * d; i++) Q[i] = gauss(&s) / sqrt((double)d);
+        for (int i = 0; i < d * d; i++) Q[i] = bu_normal(&s) / sqrt((double)d);
         double mu[1024];
-        for (int i = 0; i < d; i++) mu[i] = 0.5 * gauss(&s);
+        for (int i = 0; i < d; i++) mu[i] = 0.5 * bu_normal(&s);
         for (int t = 0; t < c->tokens; t++) {
             float *k = keys + ((size_t)h * c->tokens + t) * d;
             for (int i = 0; i < d; i++) k[i] = (float)mu[i];
             for (int comp = 0; comp < d; comp++) {
-                double a = gauss(&s) * 3.0 * pow(0.93, comp);
+                double a = bu_normal(&s) * 3.0 * pow(0.93, comp);
                 for (int i = 0; i < d; i++) k[i] += (float)(a * Q[comp * d + i]);
             }
         }
     }
-    for (size_t i = 0; i < (size_t)c->hq * 32 * d; i++) queries[i] = (float)(gauss(&s) * (1.0 + (i % d) / 64.0));
+    for (size_t i = 0; i < (size_t)c->hq * 32 * d; i++) queries[i] = (float)(bu_normal(&s) * (1.0 + (i % d) / 64.0));
     free(Q);
 }
 
@@ -127,16 +98,16 @@ static void run(rk_context *ctx, const cfg_t *c, rk_solver solver, const float *
         rk_rotation *rot = NULL;
         CK(rk_rotation_create(ctx, &cfg, &rot));
         CK(rk_context_synchronize(ctx));
-        double t0 = now();
+        double t0 = bu_now();
         CK(rk_rotation_accumulate(rot, &kt, NULL));
-        double t1 = now();
+        double t1 = bu_now();
         CK(rk_rotation_observe(rot, &qt, NULL));
-        double t2 = now();
+        double t2 = bu_now();
         CK(rk_rotation_finalize(rot));
-        double t3 = now();
+        double t3 = bu_now();
         CK(rk_compress(ctx, rot, &kt, &ct, 0));
         CK(rk_context_synchronize(ctx));
-        double t4 = now();
+        double t4 = bu_now();
         if (it >= 0) {
             double ph[5] = {t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0};
             for (int k = 0; k < 5; k++) t[k * reps + it] = ph[k] * 1e6;
@@ -145,8 +116,7 @@ static void run(rk_context *ctx, const cfg_t *c, rk_solver solver, const float *
         rk_rotation_destroy(rot);
     }
     for (int k = 0; k < 5; k++) {
-        qsort(t + k * reps, (size_t)reps, sizeof(double), cmp_d);
-        out->times[k] = t[k * reps + reps / 2];
+        out->times[k] = bu_median(t + k * reps, reps);
     }
     free(t);
     rk_buffer_free(kb); rk_buffer_free(qb); rk_buffer_free(cb);

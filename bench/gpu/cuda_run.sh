@@ -7,7 +7,7 @@
 #       builds the tree (CUDA only) and copies the tools plus the non-system shared libraries they
 #       need into .gpu/ (git-ignored); name .gpu in the device call's carry.
 #   GPU machine:    bench/gpu/cuda_run.sh run [info check conf sanitize latency bench sdpa rotation
-#                                              summary]   (also: variants ncu tune splits)
+#                                              summary]   (also: ncu tune splits)
 #       default: every step. Writes under $OUT (or .gpu-out/). BENCH_GRID=quick for a small grid.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -21,12 +21,12 @@ stage_build() {
         -DRK_VULKAN=OFF -DRK_HIP=OFF -DRK_CUDA=ON \
         -DRK_CUDA_ARCHITECTURES=${STAGE_ARCHS:-90a} >/dev/null || exit 1
     cmake --build "$build" -j2 --target rk-bench rk-conformance || exit 1
-    local libs="$build/librotatek.a $build/backends/cuda/librotatek_cuda.a"
+    local libs="$build/bench/librk_bench_util.a $build/librotatek.a $build/backends/cuda/librotatek_cuda.a"
     local link="-L/usr/local/cuda/lib -L/usr/local/cuda/lib64 -lcudart -llapacke -fopenmp -lm"
     mkdir -p "$stage/bin" "$stage/lib"
     for tool in cuda_check cuda_rotation_bench cuda_latency; do
         [ -f "bench/gpu/$tool.c" ] || continue
-        cc -std=c11 -O2 -Wall -Wextra "bench/gpu/$tool.c" -Iinclude -Icore -o "$stage/bin/$tool" \
+        cc -std=c11 -O2 -Wall -Wextra "bench/gpu/$tool.c" -Iinclude -Icore -Ibench -o "$stage/bin/$tool" \
             $libs $link || exit 1
     done
     cp "$build/bench/rk-bench" "$build/tests/conformance/rk-conformance" "$stage/bin/"
@@ -84,23 +84,6 @@ step_bench() {
         done; done; done; done
     done
     wc -l <"$out/bench.jsonl"
-}
-
-# The GT = 8 (28/4 heads) kernel variants side by side on a few shapes (RK_CUDA_DECODE_VARIANT).
-step_variants() {
-    : >"$out/variants.jsonl"
-    for v in 0 1; do for cfg in "1 4096" "1 65536" "32 16384" "32 65536"; do for dt in f16; do
-        set -- $cfg
-        RK_CUDA_DECODE_VARIANT=$v "$stage/bin/rk-bench" --backend cuda --hq 28 --hkv 4 --r 32 \
-            --batch "$1" --tokens "$2" --full-tokens 80 --dtype $dt --probe-mb 0 --json |
-            sed "s/^{/{\"variant\":$v,/" >>"$out/variants.jsonl"
-    done; done; done
-    python3 - "$out/variants.jsonl" <<'PY'
-import json, sys
-for line in open(sys.argv[1]):
-    r = json.loads(line)
-    print(f"variant {r['variant']} B{r['batch']:>3} T{r['tokens']:>6} sparse {r['sparse_us']:9.1f} us {r['sparse_gbps']:7.0f} GB/s  dense {r['dense_us']:9.1f} us {r['dense_gbps']:7.0f} GB/s")
-PY
 }
 
 # Host overhead vs device time of small decodes (cuda_latency), then Nsight Compute durations of
