@@ -68,7 +68,9 @@ static rk_status rk_ocl_context_init(rk_context *ctx) {
         return st;
     }
     rk_ocl_count_live(RK_OCL_OBJ_CONTEXT, 1);
-    oc->queue = clCreateCommandQueue(oc->context, dev, 0, &err);
+    oc->profile = rk_ocl_profile_new();
+    oc->queue = clCreateCommandQueue(oc->context, dev, oc->profile ? CL_QUEUE_PROFILING_ENABLE : 0,
+                                     &err);
     if (err != CL_SUCCESS) {
         oc->queue = NULL;
         rk_status st = rk_ocl_fail(ctx, err, "clCreateCommandQueue");
@@ -99,6 +101,7 @@ static void rk_ocl_context_free(rk_context *ctx) {
     rk_ocl_ctx *oc = rk_ocl(ctx);
     if (!oc) return;
     if (oc->queue) clFinish(oc->queue);
+    rk_ocl_profile_free(oc->profile, oc->dev.name);
     for (int i = 0; i < RK_OCL_STAGING_SLOTS; i++) {
         if (oc->staging[i].done) {
             clWaitForEvents(1, &oc->staging[i].done);
@@ -126,6 +129,7 @@ static void rk_ocl_context_free(rk_context *ctx) {
 
 static rk_status rk_ocl_synchronize(rk_context *ctx) {
     RK_OCL_TRY(ctx, clFinish(rk_ocl(ctx)->queue), "clFinish");
+    rk_ocl_profile_flush(rk_ocl(ctx)->profile);
     return RK_OK;
 }
 
@@ -219,6 +223,11 @@ rk_status rk_ocl_upload_small(rk_context *ctx, cl_mem dst, const void *src, size
         return rk_ocl_fail(ctx, err, "clEnqueueWriteBuffer (staging)");
     }
     rk_ocl_count_live(RK_OCL_OBJ_EVENT, 1);
+    cl_event *pe = rk_ocl_profile_slot(oc->profile, "upload");
+    if (pe && clRetainEvent(s->done) == CL_SUCCESS) {
+        *pe = s->done;
+        rk_ocl_profile_commit(oc->profile);
+    }
     return RK_OK;
 }
 

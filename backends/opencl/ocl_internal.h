@@ -26,10 +26,16 @@ typedef struct rk_ocl_params {
     int tile;              /* warp decode: tokens per warp tile (power of two) */
     int mma;               /* warp decode: P·V on tensor cores where the shape allows */
     int prefetch;          /* warp decode: next tile's loads issued before the current tile */
+    int qproj;             /* warp decode, q·R and q·δμ: 0 rk_qproj (a work-item per output),
+                            * 1 in the decode kernel's prologue, 2 rk_qproj_group (a work-group
+                            * per KV head, once for all splits) */
     int gh_max;            /* query heads one work-group serves */
     int groups_per_cu;     /* split policy: aim for this many work-groups per compute unit */
     int min_split_tokens;  /* split policy: never give a split fewer tokens than this */
     int max_split;         /* split policy: upper bound on splits */
+    int seq_inline;        /* decode: batches up to this size (<= RK_OCL_SEQ_INLINE) pass their
+                            * sequence table by value instead of uploading it */
+    int flush;             /* decode: clFlush after enqueuing, so the device starts at once */
 } rk_ocl_params;
 
 typedef struct rk_ocl_device_info {
@@ -84,6 +90,24 @@ typedef struct rk_ocl_staging {
     cl_event done;
 } rk_ocl_staging;
 
+/* The decode kernels' by-value sequence table (rk_seq_tab in rk_decode.cl). */
+#define RK_OCL_SEQ_INLINE 16
+typedef struct rk_ocl_seq_tab {
+    cl_int4 s[RK_OCL_SEQ_INLINE];
+} rk_ocl_seq_tab;
+
+/* ---- RK_OPENCL_PROFILE timing (ocl_profile.c) ------------------------------------------------ */
+typedef struct rk_ocl_profile rk_ocl_profile;
+rk_ocl_profile *rk_ocl_profile_new(void); /* NULL unless RK_OPENCL_PROFILE is set */
+/* An event slot for the next command named `name` (NULL when profiling is off); after the
+ * enqueue succeeded, rk_ocl_profile_commit keeps it. */
+cl_event *rk_ocl_profile_slot(rk_ocl_profile *p, const char *name);
+void rk_ocl_profile_commit(rk_ocl_profile *p);
+void rk_ocl_profile_flush(rk_ocl_profile *p);
+void rk_ocl_profile_free(rk_ocl_profile *p, const char *device); /* prints the totals */
+double rk_ocl_profile_now(void); /* ns, CLOCK_MONOTONIC */
+void rk_ocl_profile_host(rk_ocl_profile *p, const char *name, double ns);
+
 typedef struct rk_ocl_ctx {
     rk_ocl_device_info dev;
     rk_ocl_params params;
@@ -96,6 +120,7 @@ typedef struct rk_ocl_ctx {
     unsigned staging_next;
     int used_clblast;      /* CLBlast kept programs on our cl_context: clear them on free */
     char cache_dir[1024];  /* "" = disk cache off */
+    rk_ocl_profile *profile; /* RK_OPENCL_PROFILE */
 } rk_ocl_ctx;
 
 static inline rk_ocl_ctx *rk_ocl(rk_context *ctx) { return (rk_ocl_ctx *)ctx->impl; }

@@ -329,8 +329,10 @@ rk_status rk_ocl_launch(rk_context *ctx, cl_kernel k, const char *name, cl_uint 
                         const size_t *global, const size_t *local) {
     for (cl_uint i = 0; i < dims; i++)
         if (global[i] == 0) return RK_OK; /* nothing to do */
-    cl_int err = clEnqueueNDRangeKernel(rk_ocl(ctx)->queue, k, dims, NULL, global, local, 0, NULL,
-                                        NULL);
+    rk_ocl_ctx *oc = rk_ocl(ctx);
+    cl_event *ev = rk_ocl_profile_slot(oc->profile, name);
+    cl_int err = clEnqueueNDRangeKernel(oc->queue, k, dims, NULL, global, local, 0, NULL, ev);
+    if (err == CL_SUCCESS && ev) rk_ocl_profile_commit(oc->profile);
     if (err != CL_SUCCESS) {
         char what[128];
         snprintf(what, sizeof what, "clEnqueueNDRangeKernel(%s)", name);

@@ -9,7 +9,7 @@
 #       GPU image lacks (CLBlast, the LAPACK stack) into .gpu-ocl/ (git-ignored); name .gpu-ocl in
 #       the device call's carry.
 #   GPU machine:    bench/gpu/opencl_run.sh run [info conf sweep conf_tuned bench tests kernels]
-#       (sweep_mid: not by default)
+#       (sweep_mid, fixed: not by default)
 #       default: every step. Logs and results packed into $OUT/results.tgz (or
 #       .gpu-ocl-out/results.tgz). BENCH_GRID=quick
 #       runs one small shape (a smoke test of this script on any OpenCL device);
@@ -162,6 +162,26 @@ step_sweep_mid() {
         RK_OPENCL_TUNE=$tune bench_one 28 4 128 64 8 16384 f16 --probe-mb 0 >>"$out/sweep_mid.jsonl"
     done
     python3 "$helpers" table "$out/sweep_mid.jsonl"
+}
+
+# Where a decode's time goes (RK_OPENCL_PROFILE: device time and launch gaps per command) on a
+# small and a mid-size cache, for each RK_OPENCL_TUNE of FIXED_TUNES (default: the three places
+# of the q·R projection, and clFlush per decode); informational.
+step_fixed() {
+    : >"$out/fixed.jsonl"
+    local tune shape
+    for shape in "28 4 128 64 1 4096 f16" "28 4 128 64 8 16384 f16" "32 8 128 64 8 16384 f16" \
+        "28 4 128 64 8 16384 f32"; do
+        for tune in ${FIXED_TUNES:-qproj=0 qproj=1 qproj=2 flush=1}; do
+            printf '{"tune":"%s"}\n' "$tune" >>"$out/fixed.jsonl"
+            echo "=== $shape $tune" >>"$out/profile.txt"
+            # shellcheck disable=SC2086
+            RK_OPENCL_PROFILE=1 RK_OPENCL_TUNE=$tune bench_one $shape --probe-mb 0 \
+                >>"$out/fixed.jsonl" 2>>"$out/profile.txt"
+        done
+    done
+    python3 "$helpers" table "$out/fixed.jsonl"
+    cat "$out/profile.txt"
 }
 
 step_conf_tuned() { # rk-conformance again with the sweep's best parameters

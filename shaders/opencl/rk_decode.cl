@@ -20,6 +20,14 @@
 
 #define RK_HEAD_CHUNKS ((RK_G + RK_GH - 1) / RK_GH)
 
+/* (seq_len, span_begin, span_len, 0) of up to RK_SEQ_INLINE sequences, passed by value so a
+ * decode needs no upload before its kernels (an upload costs the device a copy-engine round
+ * trip); larger batches read the seqs buffer instead. Mirrors rk_ocl_seq_tab on the host. */
+#define RK_SEQ_INLINE 16
+typedef struct rk_seq_tab {
+    int4 s[RK_SEQ_INLINE];
+} rk_seq_tab;
+
 /* Segment seg (0: full-width keys before the span, 1: the span, 2: full-width keys after it) of
  * the split covering positions [p0, p1): (first position, end, shift), reading key row
  * p - shift. Returned as a vector so no private array needs run-time indexing. */
@@ -54,20 +62,38 @@ kernel void rk_qproj(global const rk_elem *q, long q_off, long q_sb, long q_sh,
 #define RK_QS_LEN 1
 #endif
 
-/* Merge the splits of one (b, h): out = Σ e^(m_s - M) acc_s / Σ e^(m_s - M) l_s. */
+/* Merge the splits of one (b, h): out = Σ e^(m_s - M) acc_s / Σ e^(m_s - M) l_s, in one online
+ * pass (the running maximum rescales what was summed), RK_CMB splits' loads in flight at a time:
+ * the merge is a chain of memory latencies, not arithmetic. */
+#define RK_CMB 32
 kernel void rk_combine(global const float *part_ml, global const float *part_acc, int n_split,
                        int Hq, global rk_elem *out, long o_off, long o_sb, long o_sh,
                        global float *lse, long l_off, long l_sb, long l_sh, int has_lse) {
     const int c = get_global_id(0), h = get_global_id(1), b = get_global_id(2);
     const long base = ((long)b * Hq + h) * n_split;
-    float M = -INFINITY;
-    for (int s = 0; s < n_split; s++) M = fmax(M, part_ml[2 * (base + s)]);
-    float L = 0.0f, o = 0.0f;
-    for (int s = 0; s < n_split; s++) {
-        float ms = part_ml[2 * (base + s)];
-        float w = ms == -INFINITY ? 0.0f : exp(ms - M);
-        L = fma(w, part_ml[2 * (base + s) + 1], L);
-        o = fma(w, part_acc[(base + s) * RK_DV + c], o);
+    float M = -INFINITY, L = 0.0f, o = 0.0f;
+    for (int s0 = 0; s0 < n_split; s0 += RK_CMB) {
+        float2 ml[RK_CMB];
+        float a[RK_CMB];
+        #pragma unroll
+        for (int u = 0; u < RK_CMB; u++) {
+            const int s = s0 + u;
+            ml[u] = s < n_split ? vload2(base + s, part_ml) : (float2)(-INFINITY, 0.0f);
+            a[u] = s < n_split ? part_acc[(base + s) * RK_DV + c] : 0.0f;
+        }
+        #pragma unroll
+        for (int u = 0; u < RK_CMB; u++) {
+            if (ml[u].x == -INFINITY) continue; /* a split with no token */
+            if (ml[u].x > M) {
+                const float f = exp(M - ml[u].x);
+                L *= f;
+                o *= f;
+                M = ml[u].x;
+            }
+            const float w = exp(ml[u].x - M);
+            L = fma(w, ml[u].y, L);
+            o = fma(w, a[u], o);
+        }
     }
     rk_st1(out, o_off + b * o_sb + h * o_sh + c, o / L);
     if (has_lse && c == 0) lse[l_off + b * l_sb + h * l_sh] = M + log(L);
@@ -78,8 +104,10 @@ kernel void rk_combine(global const float *part_ml, global const float *part_acc
     global const rk_elem *kf, long kf_off, long kf_sb, long kf_sh, long kf_st,               \
     global const rk_elem *ks, long ks_off, long ks_sb, long ks_sh, long ks_st,               \
     global const rk_elem *v, long v_off, long v_sb, long v_sh, long v_st,                    \
-    global const float *qproj, global const int4 *seqs, int Hq, int Hkv, int n_split,        \
-    int chunk, float scale, global float *part_ml, global float *part_acc
+    global const float *qproj, global const float *Rm, global const float *dmu,              \
+    global const int4 *seqs, rk_seq_tab seq_tab, int seq_inline, int Hq, int Hkv,           \
+    int n_split, int chunk, float scale,                                                     \
+    global float *part_ml, global float *part_acc
 
 #if RK_SERIAL
 /* ---- CPU shape: one work-item, a contiguous token chunk, blocks of RK_NB tokens ------------- */
@@ -118,9 +146,11 @@ kernel void rk_decode_part(RK_DECODE_ARGS) {
     const int split = get_global_id(0), hg = get_global_id(1), b = get_global_id(2);
     const int g = hg / RK_HEAD_CHUNKS, h0 = g * RK_G + (hg % RK_HEAD_CHUNKS) * RK_GH;
     const int nh = min(RK_GH, (g + 1) * RK_G - h0);
-    const int4 s = seqs[b];
+    const int4 s = seq_inline ? seq_tab.s[b] : seqs[b];
     (void)Hkv;
     (void)qproj;
+    (void)Rm;
+    (void)dmu;
 
     float qf[RK_GH * RK_D], qs[RK_GH * RK_QS_LEN], bias[RK_GH];
     float acc[RK_GH * RK_DV], m[RK_GH], l[RK_GH];
@@ -610,27 +640,114 @@ inline void rk_warp_segment(global const rk_elem *kh, long kst, int shift, globa
 }
 #endif
 
+#if RK_R > 0
+#define RK_WGS (RK_NW * RK_LANES)
+#define RK_QSLICES (RK_R < RK_WGS ? RK_WGS / RK_R : 1) /* row slices of the projection */
+#define RK_QBATCH 16
+/* q·R and q·δμ of the work-group's heads from qf (already scaled) into qs and bias: the
+ * rk_qproj launch and its round trip folded into the prologue. Work-item t owns column
+ * t % R of a slice of the rows for every head, so one load of R feeds RK_GP FMA chains; the
+ * slices' sums meet in qred [slices][RK_GP][R]. */
+inline void rk_group_qproj(local const float *qf, global const float *Rb, global const float *mu,
+                           local float *qs, local float *bias, local float *qred) {
+    const int lid = get_local_id(0), lane = lid % RK_LANES, warp = lid / RK_LANES;
+    const int rows = (RK_D + RK_QSLICES - 1) / RK_QSLICES;
+    for (int j0 = 0; j0 < RK_R; j0 += RK_WGS) {
+        const int j = j0 + (RK_R < RK_WGS ? lid % RK_R : lid), sl = RK_R < RK_WGS ? lid / RK_R : 0;
+        const bool mine = sl < RK_QSLICES && j < RK_R;
+        float a[RK_GP];
+        #pragma unroll
+        for (int h = 0; h < RK_GP; h++) a[h] = 0.0f;
+        if (mine) {
+            const int c1 = min(RK_D, (sl + 1) * rows);
+            /* RK_QBATCH rows of R in flight per round trip (rows past c1 weigh zero) */
+            for (int c0 = sl * rows; c0 < c1; c0 += RK_QBATCH) {
+                float rv[RK_QBATCH];
+                #pragma unroll
+                for (int u = 0; u < RK_QBATCH; u++) rv[u] = c0 + u < c1 ? Rb[(c0 + u) * RK_R + j] : 0.0f;
+                #pragma unroll
+                for (int u = 0; u < RK_QBATCH; u++) {
+                    const int c = min(c0 + u, RK_D - 1);
+                    #pragma unroll
+                    for (int h = 0; h < RK_GP; h++) a[h] = fma(qf[h * RK_D + c], rv[u], a[h]);
+                }
+            }
+            #pragma unroll
+            for (int h = 0; h < RK_GP; h++) qred[(sl * RK_GP + h) * RK_R + j] = a[h];
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int o = lid; o < RK_GP * RK_R; o += RK_WGS) {
+            const int jj = o % RK_R;
+            if (jj < j0 || jj >= j0 + RK_WGS) continue;
+            float sum = 0.0f;
+            for (int k = 0; k < RK_QSLICES; k++) sum += qred[k * RK_GP * RK_R + o];
+            qs[o] = sum;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    for (int h = warp; h < RK_GP; h += RK_NW) {
+        float sum = 0.0f;
+        for (int c = lane; c < RK_D; c += RK_LANES) sum = fma(qf[h * RK_D + c], mu[c], sum);
+        #pragma unroll
+        for (int o = RK_LANES / 2; o > 0; o /= 2) sum += rk_shfl_xor(sum, o);
+        if (lane == 0) bias[h] = sum;
+    }
+}
+
+/* q·R and q·δμ of one work-group's heads, once per (sequence, KV head, head chunk) for all the
+ * splits that read them: qproj[b][h][0..R) and [R], unscaled as rk_qproj writes them. */
+kernel __attribute__((reqd_work_group_size(RK_NW * RK_LANES, 1, 1))) void
+rk_qproj_group(global const rk_elem *q, long q_off, long q_sb, long q_sh, global const float *Rm,
+               global const float *dmu, int Hq, int Hkv, global float *qproj) {
+    const int hg = get_group_id(1), b = get_group_id(2), lid = get_local_id(0);
+    const int g = hg / RK_HEAD_CHUNKS, h0 = g * RK_G + (hg % RK_HEAD_CHUNKS) * RK_GH;
+    const int nh = min(RK_GH, (g + 1) * RK_G - h0);
+    local float qf[RK_GP * RK_D], qs[RK_GP * RK_R], bias[RK_GP], qred[RK_QSLICES * RK_GP * RK_R];
+    for (int i = lid; i < RK_GP * RK_D; i += RK_WGS)
+        qf[i] = rk_ld1(q + q_off + b * q_sb + (h0 + min(i / RK_D, nh - 1)) * q_sh, i % RK_D);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    const long bg = (long)b * Hkv + g;
+    rk_group_qproj(qf, Rm + bg * RK_D * RK_R, dmu + bg * RK_D, qs, bias, qred);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int i = lid; i < nh * (RK_R + 1); i += RK_WGS) {
+        const int h = i / (RK_R + 1), j = i % (RK_R + 1);
+        qproj[((long)b * Hq + h0 + h) * (RK_R + 1) + j] = j < RK_R ? qs[h * RK_R + j] : bias[h];
+    }
+}
+#endif
+
 kernel __attribute__((reqd_work_group_size(RK_NW * RK_LANES, 1, 1))) void
 rk_decode_part(RK_DECODE_ARGS) {
     const int split = get_group_id(0), hg = get_group_id(1), b = get_group_id(2);
     const int g = hg / RK_HEAD_CHUNKS, h0 = g * RK_G + (hg % RK_HEAD_CHUNKS) * RK_GH;
     const int nh = min(RK_GH, (g + 1) * RK_G - h0);
     const int lid = get_local_id(0), lane = lid % RK_LANES, warp = lid / RK_LANES;
-    const int4 s = seqs[b];
+    const int4 s = seq_inline ? seq_tab.s[b] : seqs[b];
     const float qscale = scale * M_LOG2E_F; /* logits in the log2 domain */
     (void)Hkv;
     (void)qproj;
+    (void)Rm;
+    (void)dmu;
 
     local float qf[RK_GP * RK_D], bias_f[RK_GP], bias_s[RK_GP];
 #if RK_R > 0
     local float qs[RK_GP * RK_R];
 #endif
     local float red[RK_NW * RK_GP * RK_DV], red_ml[2 * RK_NW * RK_GP];
+#if RK_R > 0 && RK_FUSEQ
+    local float qred[RK_QSLICES * RK_GP * RK_R];
+#endif
 
     for (int i = lid; i < RK_GP * RK_D; i += RK_NW * RK_LANES) {
         const int hq = h0 + min(i / RK_D, nh - 1); /* padding heads repeat the last real one */
         qf[i] = rk_ld1(q + q_off + b * q_sb + hq * q_sh, i % RK_D) * qscale;
     }
+#if RK_R > 0 && RK_FUSEQ
+    if (lid < RK_GP) bias_f[lid] = 0.0f;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    rk_group_qproj(qf, Rm + ((long)b * Hkv + g) * RK_D * RK_R, dmu + ((long)b * Hkv + g) * RK_D, qs,
+                   bias_s, qred);
+#else
 #if RK_R > 0
     for (int i = lid; i < RK_GP * RK_R; i += RK_NW * RK_LANES) {
         const int hq = h0 + min(i / RK_R, nh - 1);
@@ -645,6 +762,7 @@ rk_decode_part(RK_DECODE_ARGS) {
         bias_s[h] = 0.0f;
 #endif
     }
+#endif
     barrier(CLK_LOCAL_MEM_FENCE);
 
     rk_acc acc;
@@ -870,9 +988,11 @@ kernel __attribute__((reqd_work_group_size(RK_WG, 1, 1))) void rk_decode_part(RK
     const int g = hg / RK_HEAD_CHUNKS, h0 = g * RK_G + (hg % RK_HEAD_CHUNKS) * RK_GH;
     const int nh = min(RK_GH, (g + 1) * RK_G - h0);
     const int lid = get_local_id(0), vpart = lid % RK_VCP, vs = lid / RK_VCP;
-    const int4 s = seqs[b];
+    const int4 s = seq_inline ? seq_tab.s[b] : seqs[b];
     (void)Hkv;
     (void)qproj;
+    (void)Rm;
+    (void)dmu;
 
     local float qf[RK_GH * RK_D], bias_f[RK_GH], bias_s[RK_GH];
 #if RK_R > 0
