@@ -256,10 +256,14 @@ static rk_status rk_ocl_decode_enqueue(rk_context *ctx, const rk_op_decode *op) 
         RK_OCL_ARG(out),     RK_OCL_ARG(ov.off),   RK_OCL_ARG(ov.sb),  RK_OCL_ARG(ov.sh),
         RK_OCL_ARG(lse),     RK_OCL_ARG(lv.off),   RK_OCL_ARG(lv.sb),  RK_OCL_ARG(lv.sh),
         RK_OCL_ARG(has_lse)};
-    const size_t g_comb[3] = {(size_t)DV, (size_t)Hq, (size_t)B};
+    /* an explicit work-group along the channels: left to the runtime, a 3-D range may get tiny
+     * work-groups */
+    size_t l0 = 1;
+    while (l0 * 2 <= 256 && l0 * 2 <= oc->dev.max_wg && DV % (int)(l0 * 2) == 0) l0 *= 2;
+    const size_t g_comb[3] = {(size_t)DV, (size_t)Hq, (size_t)B}, l_comb[3] = {l0, 1, 1};
     if ((st = rk_ocl_set_args(ctx, k_comb, "rk_combine", comb_args, 13)) != RK_OK) return st;
     return rk_ocl_launch(ctx, k_comb, R > 0 ? "rk_combine (sparse)" : "rk_combine (dense)", 3, g_comb,
-                         NULL);
+                         l_comb);
 }
 
 rk_status rk_ocl_decode(rk_context *ctx, const rk_op_decode *op) {

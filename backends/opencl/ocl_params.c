@@ -1,7 +1,7 @@
 /* Per-device kernel parameters: a table keyed by device type and vendor, most specific row
  * first, with a default per device type (CLBlast's database does the same at larger scale).
  * RK_OPENCL_TUNE="wg=128,kcp=16,passes=2,vpre=0,maxrreg=96,gh=8,groups=8,minsplit=64,maxsplit=512,
- * serial=0,warp=1,tile=16,mma=1,pref=0,qproj=1,seqinl=16,flush=0"
+ * serial=0,warp=1,tile=16,mma=1,pref=0,qproj=2,seqinl=16,flush=0"
  * overrides fields of the chosen row, for tuning runs. */
 #include "ocl_debug.h"
 #include "ocl_internal.h"
@@ -21,7 +21,7 @@ static const rk_ocl_param_row rk_ocl_param_table[] = {
      * takes the warp shape instead (wg = 4 warps, 16-token warp tiles, tensor-core q·K and P·V;
      * inline PTX); wg=64,pref=1 is faster at G = 7 but slower at G = 4 (bench/results/opencl).
      *  name        serial wg kcp passes vpre maxrreg warp tile mma pref qproj gh groups minsplit maxsplit seqinl flush */
-    {CL_DEVICE_TYPE_GPU, "NVIDIA", {"nvidia-gpu", 0, 128, 8, 1, 1, 0, 1, 16, 1, 0, 1, 8, 8, 64, 1024, 16, 0}},
+    {CL_DEVICE_TYPE_GPU, "NVIDIA", {"nvidia-gpu", 0, 128, 8, 1, 1, 0, 1, 16, 1, 0, 2, 8, 8, 64, 1024, 16, 0}},
     {CL_DEVICE_TYPE_GPU, "Advanced Micro Devices", {"amd-gpu", 0, 256, 8, 1, 1, 0, 0, 16, 0, 0, 0, 8, 8, 64, 1024, 16, 0}},
     {CL_DEVICE_TYPE_GPU, "Intel", {"intel-gpu", 0, 128, 8, 1, 1, 0, 0, 16, 0, 0, 0, 8, 8, 64, 512, 16, 0}},
     {CL_DEVICE_TYPE_GPU, NULL, {"gpu", 0, 128, 8, 1, 1, 0, 0, 16, 0, 0, 0, 8, 4, 64, 512, 16, 0}},

@@ -166,22 +166,25 @@ step_sweep_mid() {
 
 # Where a decode's time goes (RK_OPENCL_PROFILE: device time and launch gaps per command) on a
 # small and a mid-size cache, for each RK_OPENCL_TUNE of FIXED_TUNES (default: the three places
-# of the q·R projection, and clFlush per decode); informational.
+# of the q·R projection, and clFlush per decode); informational. FIXED_SHAPES (hq,hkv,d,r,batch,
+# tokens,dtype), FIXED_REPS (rounds over the tunes, interleaved), FIXED_PROFILE=0 (no events).
 step_fixed() {
     : >"$out/fixed.jsonl"
-    local tune shape
-    for shape in "28 4 128 64 1 4096 f16" "28 4 128 64 8 16384 f16" "32 8 128 64 8 16384 f16" \
-        "28 4 128 64 8 16384 f32"; do
-        for tune in ${FIXED_TUNES:-qproj=0 qproj=1 qproj=2 flush=1}; do
-            printf '{"tune":"%s"}\n' "$tune" >>"$out/fixed.jsonl"
-            echo "=== $shape $tune" >>"$out/profile.txt"
-            # shellcheck disable=SC2086
-            RK_OPENCL_PROFILE=1 RK_OPENCL_TUNE=$tune bench_one $shape --probe-mb 0 \
-                >>"$out/fixed.jsonl" 2>>"$out/profile.txt"
+    local tune shape rep prof=${FIXED_PROFILE:-1}
+    for shape in ${FIXED_SHAPES:-"28,4,128,64,1,4096,f16" "28,4,128,64,8,16384,f16" \
+        "32,8,128,64,8,16384,f16" "28,4,128,64,8,16384,f32"}; do
+        for rep in $(seq "${FIXED_REPS:-1}"); do
+            for tune in ${FIXED_TUNES:-qproj=0 qproj=1 qproj=2 flush=1}; do
+                printf '{"tune":"%s"}\n' "$tune" >>"$out/fixed.jsonl"
+                echo "=== $shape $tune" >>"$out/profile.txt"
+                # shellcheck disable=SC2086
+                RK_OPENCL_PROFILE=$prof RK_OPENCL_TUNE=$tune bench_one ${shape//,/ } --probe-mb 0 \
+                    >>"$out/fixed.jsonl" 2>>"$out/profile.txt"
+            done
         done
     done
     python3 "$helpers" table "$out/fixed.jsonl"
-    cat "$out/profile.txt"
+    [ "$prof" = 0 ] || cat "$out/profile.txt"
 }
 
 step_conf_tuned() { # rk-conformance again with the sweep's best parameters

@@ -237,7 +237,7 @@ kernel void rk_decode_part(RK_DECODE_ARGS) {
  * <= 32, RK_VC >= RK_KC_F >= RK_KC_S); RK_GP = RK_GH rounded up to a power of two (padding heads
  * repeat the last real one); RK_MMA 1: q·K and P·V on tensor cores (RK_GP 8, 16-bit, RK_VC 16,
  * RK_TILE 16); RK_PREFETCH 1: a warp issues its next tile's loads before working on the current
- * one.
+ * one; RK_FUSEQ 1: q·R and q·δμ computed in the prologue (else read from qproj).
  * Shuffles, conversions and mma are inline PTX, which NVIDIA's OpenCL compiler hands to ptxas;
  * other devices take the tiled shape below.
  *
