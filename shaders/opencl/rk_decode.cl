@@ -28,6 +28,18 @@ typedef struct rk_seq_tab {
     int4 s[RK_SEQ_INLINE];
 } rk_seq_tab;
 
+/* s = entry b, picked with constant indices: a run-time index into a by-value argument may make
+ * the compiler copy the whole table to private memory. */
+#define RK_SEQ_OF(s, tab, inl, seqs, b)                                                        \
+    do {                                                                                       \
+        if (!(inl)) {                                                                          \
+            s = (seqs)[b];                                                                     \
+        } else {                                                                               \
+            s = (tab).s[0];                                                                    \
+            _Pragma("unroll") for (int i_ = 1; i_ < RK_SEQ_INLINE; i_++) if (i_ == (b)) s = (tab).s[i_]; \
+        }                                                                                      \
+    } while (0)
+
 /* Segment seg (0: full-width keys before the span, 1: the span, 2: full-width keys after it) of
  * the split covering positions [p0, p1): (first position, end, shift), reading key row
  * p - shift. Returned as a vector so no private array needs run-time indexing. */
@@ -146,7 +158,8 @@ kernel void rk_decode_part(RK_DECODE_ARGS) {
     const int split = get_global_id(0), hg = get_global_id(1), b = get_global_id(2);
     const int g = hg / RK_HEAD_CHUNKS, h0 = g * RK_G + (hg % RK_HEAD_CHUNKS) * RK_GH;
     const int nh = min(RK_GH, (g + 1) * RK_G - h0);
-    const int4 s = seq_inline ? seq_tab.s[b] : seqs[b];
+    int4 s;
+    RK_SEQ_OF(s, seq_tab, seq_inline, seqs, b);
     (void)Hkv;
     (void)qproj;
     (void)Rm;
@@ -722,7 +735,8 @@ rk_decode_part(RK_DECODE_ARGS) {
     const int g = hg / RK_HEAD_CHUNKS, h0 = g * RK_G + (hg % RK_HEAD_CHUNKS) * RK_GH;
     const int nh = min(RK_GH, (g + 1) * RK_G - h0);
     const int lid = get_local_id(0), lane = lid % RK_LANES, warp = lid / RK_LANES;
-    const int4 s = seq_inline ? seq_tab.s[b] : seqs[b];
+    int4 s;
+    RK_SEQ_OF(s, seq_tab, seq_inline, seqs, b);
     const float qscale = scale * M_LOG2E_F; /* logits in the log2 domain */
     (void)Hkv;
     (void)qproj;
@@ -988,7 +1002,8 @@ kernel __attribute__((reqd_work_group_size(RK_WG, 1, 1))) void rk_decode_part(RK
     const int g = hg / RK_HEAD_CHUNKS, h0 = g * RK_G + (hg % RK_HEAD_CHUNKS) * RK_GH;
     const int nh = min(RK_GH, (g + 1) * RK_G - h0);
     const int lid = get_local_id(0), vpart = lid % RK_VCP, vs = lid / RK_VCP;
-    const int4 s = seq_inline ? seq_tab.s[b] : seqs[b];
+    int4 s;
+    RK_SEQ_OF(s, seq_tab, seq_inline, seqs, b);
     (void)Hkv;
     (void)qproj;
     (void)Rm;

@@ -104,7 +104,7 @@ static void free_tensor(dev_tensor *d) { rk_buffer_free(d->buf); d->buf = NULL; 
 typedef struct decode_case {
     const char *name;
     int B, Hq, Hkv, d, dv, r, T;
-    rk_seq_info seqs[3];
+    rk_seq_info seqs[20];
     rk_layout layout;
     int pad;     /* elements before each tensor: 2 makes every row start misaligned */
     int n_split; /* 0 = backend's choice */
@@ -123,6 +123,12 @@ static const decode_case decode_cases[] = {
     {"rising-logits", 2, 6, 2, 64, 64, 32, 700, {{700, 100, 300}, {650, 0, 0}}, RK_LAYOUT_BHTC,
      0, 1, 40.0},
     {"rising-logits-split", 1, 4, 1, 64, 32, 16, 600, {{600, 200, 200}}, RK_LAYOUT_BHTC, 0, 0, 25.0},
+    /* more sequences than the kernels take by value (RK_OCL_SEQ_INLINE): the uploaded table */
+    {"ragged-20-seqs", 20, 4, 2, 64, 64, 16, 96,
+     {{96, 10, 50}, {1, 0, 0}, {50, 0, 50}, {96, 0, 0}, {70, 20, 40}, {33, 3, 30}, {96, 95, 1},
+      {2, 0, 2}, {80, 40, 40}, {64, 0, 64}, {17, 1, 10}, {96, 48, 48}, {5, 0, 5}, {60, 30, 0},
+      {90, 10, 70}, {45, 44, 1}, {12, 2, 8}, {96, 0, 96}, {30, 0, 20}, {77, 7, 70}},
+     RK_LAYOUT_BHTC, 0, 0, 0.0},
 };
 
 static void run_decode_case(const decode_case *c, rk_dtype dt) {
