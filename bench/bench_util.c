@@ -46,16 +46,18 @@ void bu_fill_uniform(float *x, size_t n, uint64_t seed, float scale) {
 
 rk_status bu_fill_buffer(rk_buffer *buf, size_t offset, size_t bytes, rk_dtype dt, uint64_t seed) {
     enum { CHUNK = 16 << 20 };
-    size_t es = rk_dtype_size(dt), n = CHUNK / es;
+    /* one chunk of values repeated; no more than the buffer needs (small caches are many) */
+    const size_t chunk = bytes < CHUNK ? (bytes + 15) & ~(size_t)15 : CHUNK;
+    size_t es = rk_dtype_size(dt), n = chunk / es;
     float *f = malloc(n * sizeof(float));
-    unsigned char *raw = malloc(CHUNK);
+    unsigned char *raw = malloc(chunk);
     rk_status st = (f && raw) ? RK_OK : RK_ERR_OUT_OF_MEMORY;
     if (st == RK_OK) {
         bu_fill_uniform(f, n, seed, 1.0f);
         st = rk_convert_from_f32(dt, raw, f, n);
     }
-    for (size_t done = 0; done < bytes && st == RK_OK; done += CHUNK)
-        st = rk_buffer_upload(buf, offset + done, raw, bytes - done < CHUNK ? bytes - done : CHUNK);
+    for (size_t done = 0; done < bytes && st == RK_OK; done += chunk)
+        st = rk_buffer_upload(buf, offset + done, raw, bytes - done < chunk ? bytes - done : chunk);
     free(f);
     free(raw);
     return st;

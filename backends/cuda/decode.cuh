@@ -140,7 +140,7 @@ struct rk_dec_params {
     float qscale;               /* scale · log2(e) */
     int n_split, split_len;
     float *part;                /* [B][Hq][S][dv] partial accumulators */
-    float *part_ml;             /* [B][Hq][S][2] partial (max, sum) */
+    float *part_ml;             /* [B][Hq][S] partial log2-sum-exp (M + log2 L) */
     rk_dec_seq seq[RK_DEC_INLINE_SEQS];
 };
 
@@ -455,7 +455,8 @@ static __device__ void rk_dec_logits_mixed(const rk_dec_params &p, const rk_dec_
  * (zeros elsewhere), so one accumulator sums the span rows' (q·R)·(k·R) from the lane's q·R
  * fragments bq and the full rows' q·k, whose fragments are built from shared memory here (hi/lo
  * as in the hot path). Rows past t1 get -inf. */
-template <int DT, int KSTEPS>
+/* KB: full-width k-steps of a mixed tile in flight together (8: all of d 128) */
+template <int DT, int KSTEPS, int KB>
 static __device__ void rk_dec_logits_mma_mixed(const rk_dec_params &p, const rk_dec_smem &sm,
                                                const rk_dec_seq &s, int b, int g, int p0, int t1,
                                                const unsigned (*bq)[4], const float *hbm, float *lg) {
@@ -476,24 +477,40 @@ static __device__ void rk_dec_logits_mma_mixed(const rk_dec_params &p, const rk_
         }
         row[i] += 4 * mq;
     }
+    /* the first KB full-width k-steps and the span fragments (KB at a time) are loaded together:
+     * from HBM each dependent batch of loads is a round trip, and at batch 1 the blocks holding
+     * mixed tiles are the critical path. The span MMAs run while the full rows are in flight. */
+    const bool any_span = p.sparse && __any_sync(0xffffffffu, span[0] || span[1]);
+    const bool any_full = __any_sync(0xffffffffu, full[0] || full[1]);
     float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    if (p.sparse && __any_sync(0xffffffffu, span[0] || span[1])) {
+    auto span_mmas = [&]() {
+        if (!any_span) return;
 #pragma unroll
-        for (int ks = 0; ks < KSTEPS; ks++) {
-            unsigned a[4];
-            rk_kfrag(row[0], row[1], span[0], span[1], ks, a);
-            rk_mma_hilo<DT>(c, a, bq[ks]);
+        for (int k0 = 0; k0 < KSTEPS; k0 += KB) {
+            unsigned as[KB][4];
+#pragma unroll
+            for (int u = 0; u < KB && k0 + u < KSTEPS; u++)
+                rk_kfrag(row[0], row[1], span[0], span[1], k0 + u, as[u]);
+#pragma unroll
+            for (int u = 0; u < KB && k0 + u < KSTEPS; u++) rk_mma_hilo<DT>(c, as[u], bq[k0 + u]);
         }
-    }
-    if (__any_sync(0xffffffffu, full[0] || full[1])) {
-        const float *qh = sm.q + mg * p.d + 2 * mq;
-#pragma unroll 4
-        for (int ks = 0; ks < p.d / 16; ks++) {
-            unsigned a[4], bf[4];
-            rk_kfrag(row[0], row[1], full[0], full[1], ks, a);
-            rk_qfrag_hilo<DT>(qh + 16 * ks, true, bf);
-            rk_mma_hilo<DT>(c, a, bf);
-        }
+    };
+    const int full_steps = any_full ? p.d / 16 : 0;
+    const float *qh = sm.q + mg * p.d + 2 * mq;
+    if (full_steps == 0) span_mmas();
+    for (int f0 = 0; f0 < full_steps; f0 += KB) {
+        unsigned af[KB][4];
+#pragma unroll
+        for (int u = 0; u < KB; u++)
+            if (f0 + u < full_steps) rk_kfrag(row[0], row[1], full[0], full[1], f0 + u, af[u]);
+        if (f0 == 0) span_mmas();
+#pragma unroll
+        for (int u = 0; u < KB; u++)
+            if (f0 + u < full_steps) {
+                unsigned bf[4];
+                rk_qfrag_hilo<DT>(qh + 16 * (f0 + u), true, bf);
+                rk_mma_hilo<DT>(c, af[u], bf);
+            }
     }
     lg[(2 * mq) * TILE + mg] = span[0] ? c[0] + hbm[0] : full[0] ? c[0] : -INFINITY;
     lg[(2 * mq + 1) * TILE + mg] = span[0] ? c[1] + hbm[1] : full[0] ? c[1] : -INFINITY;
@@ -502,8 +519,10 @@ static __device__ void rk_dec_logits_mma_mixed(const rk_dec_params &p, const rk_
 }
 
 /* Combine the warps' (m, l, acc) of this block; with one split write the output, otherwise a
- * partial for rk_decode_combine. Each head's (max, sum) and the warps' weights are found once,
- * then every thread merges channels with one weighted sum over the warps. */
+ * partial for rk_decode_combine: the normalized output of the split's tokens and its log2-sum-exp
+ * M + log2 L (so the combine needs no second round trip for weights). Each head's (max, sum) and
+ * the warps' weights are found once, then every thread merges channels with one weighted sum over
+ * the warps. */
 template <int DT>
 static __device__ void rk_dec_finish(const rk_dec_params &p, const rk_dec_smem &sm,
                                      const rk_dec_seq &s, int b, int h0, int nh, int gt,
@@ -528,99 +547,110 @@ static __device__ void rk_dec_finish(const rk_dec_params &p, const rk_dec_smem &
         if (S == 1) {
             if (p.lse) p.lse[b * p.l_b + hq * p.l_h] = (M + log2f(L)) * RK_LN2;
         } else {
-            const size_t slot = ((size_t)b * p.Hq + hq) * S + split;
-            p.part_ml[slot * 2] = M;
-            p.part_ml[slot * 2 + 1] = L;
+            p.part_ml[((size_t)b * p.Hq + hq) * S + split] = L > 0.0f ? M + log2f(L) : -INFINITY;
         }
     }
     __syncthreads();
     for (int h = 0; h < nh; h++) {
         const int hq = h0 + h;
-        const float inv = S == 1 ? 1.0f / Lh[h] : 1.0f;
+        const float inv = Lh[h] > 0.0f ? 1.0f / Lh[h] : 0.0f;
         float *part = S == 1 ? NULL : p.part + (((size_t)b * p.Hq + hq) * S + split) * dv;
         for (int c = tid; c < dv; c += RK_THREADS) {
             float A = 0.0f;
 #pragma unroll
             for (int w = 0; w < RK_NWARPS; w++) A += sm.acc[(w * gt + h) * dv + c] * fac[w * gt + h];
             if (S == 1) rk_store<DT>(p.out, (long long)b * p.o_b + (long long)hq * p.o_h + c, A * inv);
-            else part[c] = A;
+            else part[c] = A * inv;
         }
     }
 }
 
-/* Merge the split partials of one (sequence, query head): weights exp2(M_j - M)/L from the
- * splits' (max, sum), then 4 threads per 4 channels sum a quarter of the splits each, 8 loads
- * in flight. Grid B · Hq. */
+/* Merge the split partials of one (sequence, query head) in one round trip: 4 threads per 4
+ * channels take a quarter of the splits each and load their partials and log2-sum-exps together,
+ * RK_COMB_U splits per thread in flight (passes beyond that fold in online); the quarter's lanes
+ * then share the max, the weights' sum and the weighted sums by shuffles. Grid B · Hq. */
+#define RK_COMB_U 12
 template <int DT>
 __global__ void __launch_bounds__(RK_THREADS) rk_decode_combine(const rk_dec_params p) {
-    __shared__ float w[RK_DEC_MAX_SPLITS];
     rk_pdl_enter();
-    const int tid = threadIdx.x, lane = tid % RK_WARP;
+    const int tid = threadIdx.x;
     const int b = blockIdx.x / p.Hq, hq = blockIdx.x % p.Hq, S = p.n_split, dv = p.dv;
     const rk_dec_seq s = rk_dec_seq_of(p, b);
     const int n_valid = (s.len + p.split_len - 1) / p.split_len;
     const size_t base = ((size_t)b * p.Hq + hq) * S;
-    if (tid < RK_WARP) { /* one warp weighs the splits: a lane per split, more passes past 32 */
-        float M = -INFINITY;
-        for (int j = lane; j < n_valid; j += RK_WARP) M = fmaxf(M, p.part_ml[(base + j) * 2]);
-        for (int o = RK_WARP / 2; o > 0; o >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
-        float L = 0.0f;
-        for (int j = lane; j < n_valid; j += RK_WARP) {
-            const float m = p.part_ml[(base + j) * 2], l = p.part_ml[(base + j) * 2 + 1];
-            const float wj = l > 0.0f ? exp2f(m - M) : 0.0f;
-            w[j] = wj;
-            L += l * wj;
-        }
-        L = rk_warp_sum(L);
-        for (int j = lane; j < n_valid; j += RK_WARP) w[j] /= L;
-        if (lane == 0 && p.lse) p.lse[b * p.l_b + hq * p.l_h] = (M + log2f(L)) * RK_LN2;
-    }
-    __syncthreads();
-    const float *src = p.part + base * dv;
+    const float *src = p.part + base * dv, *lse2 = p.part_ml + base;
     const long long o = (long long)b * p.o_b + (long long)hq * p.o_h;
-    if (dv % 4 == 0) {
-        const int q4 = tid % 4; /* this thread's quarter of the splits */
-        for (int item = tid / 4; item < dv / 4; item += RK_THREADS / 4) {
-            float4 a = make_float4(0.f, 0.f, 0.f, 0.f);
-            for (int j0 = q4; j0 < n_valid; j0 += 32) {
-                float4 x[8];
+    const bool vec = dv % 4 == 0;
+    const int q4 = vec ? tid % 4 : 0, stride = vec ? 4 : 1; /* this thread's share of the splits */
+    const int items = vec ? dv / 4 : dv, per = vec ? 4 : 1, step = vec ? RK_THREADS / 4 : RK_THREADS;
+    for (int it0 = 0; it0 < items; it0 += step) {
+        const int item = it0 + tid / stride;
+        const bool live = item < items; /* every lane of a quarter runs the shuffles */
+        float M = -INFINITY, L = 0.0f, a[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        for (int j0 = q4; j0 < n_valid; j0 += stride * RK_COMB_U) {
+            float x[RK_COMB_U][4], e[RK_COMB_U];
 #pragma unroll
-                for (int u = 0; u < 8; u++) {
-                    const int j = j0 + 4 * u;
-                    x[u] = j < n_valid ? *(const float4 *)(src + (size_t)j * dv + item * 4)
-                                       : make_float4(0.f, 0.f, 0.f, 0.f);
+            for (int u = 0; u < RK_COMB_U; u++) {
+                const int j = j0 + stride * u;
+                const bool ok = live && j < n_valid;
+                e[u] = ok ? lse2[j] : -INFINITY;
+                const float *px = src + (size_t)j * dv + item * per;
+                if (vec) {
+                    const float4 v = ok ? *(const float4 *)px : make_float4(0.f, 0.f, 0.f, 0.f);
+                    x[u][0] = v.x; x[u][1] = v.y; x[u][2] = v.z; x[u][3] = v.w;
+                } else {
+                    x[u][0] = ok ? px[0] : 0.0f;
+                    x[u][1] = x[u][2] = x[u][3] = 0.0f;
                 }
+            }
+            float m = M;
 #pragma unroll
-                for (int u = 0; u < 8; u++) {
-                    const int j = j0 + 4 * u;
-                    const float wj = j < n_valid ? w[j] : 0.0f;
-                    a.x += wj * x[u].x; a.y += wj * x[u].y; a.z += wj * x[u].z; a.w += wj * x[u].w;
-                }
-            }
+            for (int u = 0; u < RK_COMB_U; u++) m = fmaxf(m, e[u]);
+            const float f = m == -INFINITY ? 0.0f : exp2f(M - m); /* rescale earlier passes */
+            L *= f;
 #pragma unroll
-            for (int m = 1; m < 4; m <<= 1) {
-                a.x += __shfl_xor_sync(0xffffffffu, a.x, m); a.y += __shfl_xor_sync(0xffffffffu, a.y, m);
-                a.z += __shfl_xor_sync(0xffffffffu, a.z, m); a.w += __shfl_xor_sync(0xffffffffu, a.w, m);
+            for (int c = 0; c < 4; c++) a[c] *= f;
+#pragma unroll
+            for (int u = 0; u < RK_COMB_U; u++) {
+                const float w = e[u] == -INFINITY ? 0.0f : exp2f(e[u] - m);
+                L += w;
+#pragma unroll
+                for (int c = 0; c < 4; c++) a[c] += w * x[u][c];
             }
-            if (q4 == 0) {
-                rk_store<DT>(p.out, o + item * 4, a.x); rk_store<DT>(p.out, o + item * 4 + 1, a.y);
-                rk_store<DT>(p.out, o + item * 4 + 2, a.z); rk_store<DT>(p.out, o + item * 4 + 3, a.w);
-            }
+            M = m;
         }
-    } else {
-        for (int c = tid; c < dv; c += RK_THREADS) {
-            float a = 0.0f;
-            for (int j = 0; j < n_valid; j++) a += w[j] * src[(size_t)j * dv + c];
-            rk_store<DT>(p.out, o + c, a);
+        if (vec) { /* the quarter's lanes: one max, then rescaled sums */
+            float m = M;
+#pragma unroll
+            for (int k = 1; k < 4; k <<= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, k));
+            const float f = M == -INFINITY ? 0.0f : exp2f(M - m);
+            L *= f;
+#pragma unroll
+            for (int c = 0; c < 4; c++) a[c] *= f;
+#pragma unroll
+            for (int k = 1; k < 4; k <<= 1) {
+                L += __shfl_xor_sync(0xffffffffu, L, k);
+#pragma unroll
+                for (int c = 0; c < 4; c++) a[c] += __shfl_xor_sync(0xffffffffu, a[c], k);
+            }
+            M = m;
+        }
+        if (live && q4 == 0) {
+            const float inv = 1.0f / L;
+            for (int c = 0; c < per; c++) rk_store<DT>(p.out, o + item * per + c, a[c] * inv);
+            if (item == 0 && p.lse) p.lse[b * p.l_b + hq * p.l_h] = (M + log2f(L)) * RK_LN2;
         }
     }
 }
 
 /* Fast path. KC / VC: 16-byte chunks per hot K row (r for sparse, d for dense) and per V row.
  * The hot query slice lives in registers (QS = 1 would read it from shared memory instead: fewer
- * registers, measured no faster; see NOTES.md). */
-template <int DT, int GT, int KC, int VC, int QS = 0>
-__global__ void __launch_bounds__(RK_THREADS, (RK_HAVE_MMA && GT == 8 && DT != DT_F32 && VC == 16) ? 3 : 1)
+ * registers, measured no faster; see NOTES.md). PF = 1 (tensor-core path only): a warp issues its
+ * first tile's loads before the prologue and each next tile's before computing the current one,
+ * so the projection and every tile overlap a load round trip; the second register set costs the
+ * 3-blocks/SM budget, so the host takes it for grids of at most one wave. */
+template <int DT, int GT, int KC, int VC, int QS = 0, int PF = 0>
+__global__ void __launch_bounds__(RK_THREADS, (RK_HAVE_MMA && GT == 8 && DT != DT_F32 && VC == 16 && !PF) ? 3 : 1)
     rk_decode_vec(const rk_dec_params p) {
     rk_pdl_enter();
     constexpr int ESZ = rk_dt<DT>::size;
@@ -641,6 +671,8 @@ __global__ void __launch_bounds__(RK_THREADS, (RK_HAVE_MMA && GT == 8 && DT != D
      * the residual lo part (two MMAs: logits keep f32-grade precision), C = tokens × heads */
     constexpr int KSTEPS = KC * VE / 16;
     constexpr bool QSX = QS || MMA; /* no FFMA query slice in registers on the MMA path */
+    /* full-width k-steps of a mixed tile loaded together: all of d 128 where registers allow */
+    constexpr int mixed_kb = PF ? (KSTEPS >= 8 ? 4 : 8) : KSTEPS >= 4 ? 2 : 4;
 
     extern __shared__ float rk_smem[];
     const int tid = threadIdx.x, lane = tid % RK_WARP, warp = tid / RK_WARP;
@@ -650,13 +682,55 @@ __global__ void __launch_bounds__(RK_THREADS, (RK_HAVE_MMA && GT == 8 && DT != D
     const int t0 = split * p.split_len, t1 = min(t0 + p.split_len, s.len);
     const rk_dec_smem sm = rk_dec_carve(rk_smem, GT, p.d, p.r, p.dv, RK_NWARPS, TILE);
     const bool nonempty = t0 < t1;
+    static_assert(!PF || MMA, "prefetch is a tensor-core path variant");
     if (nonempty) {
         const bool need_span = p.sparse && s.span > 0 && s.begin < t1 && s.begin + s.span > t0;
+        const int mg = lane / 4, mq = lane % 4;
+        const char *kbase = p.sparse ? p.ks + (size_t)(b * p.ks_b + g * p.ks_h) * ESZ
+                                     : p.kf + (size_t)(b * p.kf_b + g * p.kf_h) * ESZ;
+        const long long kt = p.sparse ? p.ks_t : p.kf_t;
+        const int hot_lo = p.sparse ? s.begin : 0, hot_hi = p.sparse ? s.begin + s.span : s.len;
+        /* V of tile p0 (every load in flight before any use); on the tensor-core path's hot
+         * tiles its K fragments */
+        auto k_loads = [&](int p0, unsigned (*ka)[4]) {
+            const char *k0 = kbase + (size_t)(p0 - hot_lo + mg) * kt * ESZ + 4 * mq;
+            const char *k8 = k0 + (size_t)8 * kt * ESZ;
+#pragma unroll
+            for (int ks = 0; ks < KSTEPS; ks++) rk_kfrag(k0, k8, true, true, ks, ka[ks]);
+        };
+        auto is_hot = [&](int p0) { return p0 >= hot_lo && p0 + TILE <= hot_hi && p0 + TILE <= t1; };
+        auto v_loads = [&](int p0, uint4 *vb) {
+#pragma unroll
+            for (int sl = 0; sl < VSLOTS; sl++) {
+                int pos;
+                const char *vrow;
+                if (MMA) { /* slot = token index tk (2q, 2q+1, 2q+8, 2q+9) × chunk slot u (g, g+8) */
+                    const int tk = sl >> 1, u = sl & 1;
+                    pos = p0 + 2 * mq + (tk & 1) + 8 * (tk >> 1);
+                    vrow = p.v + (size_t)(b * p.v_b + g * p.v_h) * ESZ + (mg + 8 * u) * 16;
+                } else {
+                    pos = p0 + sl * VTPP + lane / VC;
+                    vrow = p.v + (size_t)(b * p.v_b + g * p.v_h) * ESZ + (lane % VC) * 16;
+                }
+                vb[sl] = pos < t1 ? *(const uint4 *)(vrow + (size_t)pos * p.v_t * ESZ)
+                                  : make_uint4(0u, 0u, 0u, 0u);
+            }
+        };
+        /* PF: the whole tile, K with V */
+        auto tile_loads = [&](int p0, uint4 *vb, unsigned (*ka)[4]) {
+            v_loads(p0, vb);
+            if (MMA && is_hot(p0)) k_loads(p0, ka);
+        };
+        constexpr int NB = PF ? 2 : 1; /* register sets: current tile, next tile */
+        uint4 vbuf[NB][VSLOTS];
+        unsigned kbuf[NB][MMA ? KSTEPS : 1][4];
+        const int p_first = t0 + warp * TILE, p_step = RK_NWARPS * TILE;
+        if (PF && p_first < t1) tile_loads(p_first, vbuf[0], kbuf[0]);
         rk_dec_prologue<DT, GT>(p, sm, b, g, h0, nh, need_span);
 
         /* this lane's slice of the hot query: heads × one 16-byte chunk of channels */
         const float *hot_q = p.sparse ? sm.qr : sm.q;
-        const int hot_w = KC * VE, kchunk = lane % KC, vchunk = lane % VC;
+        const int hot_w = KC * VE, kchunk = lane % KC;
         float qx[QSX ? 1 : GT][VE], hb[GT];
 #pragma unroll
         for (int h = 0; h < GT; h++) {
@@ -676,7 +750,6 @@ __global__ void __launch_bounds__(RK_THREADS, (RK_HAVE_MMA && GT == 8 && DT != D
         for (int mb = 0; mb < (MMA ? 8 : 1); mb++)
 #pragma unroll
             for (int e = 0; e < 4; e++) accm[mb][e] = 0.0f;
-        const int mg = lane / 4, mq = lane % 4;
         unsigned bq[MMA ? KSTEPS : 1][4];
         float hbm[2] = {0.0f, 0.0f}; /* MMA: bias of heads 2·mq, 2·mq + 1 */
         if (MMA) {
@@ -694,36 +767,17 @@ __global__ void __launch_bounds__(RK_THREADS, (RK_HAVE_MMA && GT == 8 && DT != D
         float *lg = sm.logit + warp * GT * TILE;
         float *pw = sm.p + warp * TILE * GT;
 
-        const char *vbase = p.v + (size_t)(b * p.v_b + g * p.v_h) * ESZ + vchunk * 16;
-        const char *kbase = p.sparse ? p.ks + (size_t)(b * p.ks_b + g * p.ks_h) * ESZ
-                                     : p.kf + (size_t)(b * p.kf_b + g * p.kf_h) * ESZ;
-        const long long kt = p.sparse ? p.ks_t : p.kf_t;
-        const int hot_lo = p.sparse ? s.begin : 0, hot_hi = p.sparse ? s.begin + s.span : s.len;
-
-        for (int p0 = t0 + warp * TILE; p0 < t1; p0 += RK_NWARPS * TILE) {
-            uint4 vb[VSLOTS];
-#pragma unroll
-            for (int sl = 0; sl < VSLOTS; sl++) {
-                int pos;
-                const char *vrow;
-                if (MMA) { /* slot = token index tk (2q, 2q+1, 2q+8, 2q+9) × chunk slot u (g, g+8) */
-                    const int tk = sl >> 1, u = sl & 1;
-                    pos = p0 + 2 * mq + (tk & 1) + 8 * (tk >> 1);
-                    vrow = p.v + (size_t)(b * p.v_b + g * p.v_h) * ESZ + (mg + 8 * u) * 16;
-                } else {
-                    pos = p0 + sl * VTPP + lane / VC;
-                    vrow = vbase;
-                }
-                vb[sl] = pos < t1 ? *(const uint4 *)(vrow + (size_t)pos * p.v_t * ESZ)
-                                  : make_uint4(0u, 0u, 0u, 0u);
+        for (int p0 = p_first; p0 < t1; p0 += p_step) {
+            uint4 *vb = vbuf[0];
+            unsigned (*ka)[4] = kbuf[0];
+            if (PF) { /* the next tile's loads go out before this tile's math */
+                if (p0 + p_step < t1) tile_loads(p0 + p_step, vbuf[NB - 1], kbuf[NB - 1]);
+            } else {
+                v_loads(p0, vb);
             }
-            const bool hot = p0 >= hot_lo && p0 + TILE <= hot_hi && p0 + TILE <= t1;
+            const bool hot = is_hot(p0);
             if (hot && MMA) {
-                const char *k0 = kbase + (size_t)(p0 - hot_lo + mg) * kt * ESZ + 4 * mq;
-                const char *k8 = k0 + (size_t)8 * kt * ESZ;
-                unsigned ka[KSTEPS][4]; /* every load of the tile's K in flight before the MMAs */
-#pragma unroll
-                for (int ks = 0; ks < KSTEPS; ks++) rk_kfrag(k0, k8, true, true, ks, ka[ks]);
+                if (!PF) k_loads(p0, ka); /* K registers live only across the dot */
                 float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
                 for (int ks = 0; ks < KSTEPS; ks++) rk_mma_hilo<DT>(c, ka[ks], bq[ks]);
@@ -769,7 +823,7 @@ __global__ void __launch_bounds__(RK_THREADS, (RK_HAVE_MMA && GT == 8 && DT != D
                     }
                 }
             } else if (MMA && p.d % 16 == 0) {
-                rk_dec_logits_mma_mixed<DT, KSTEPS>(p, sm, s, b, g, p0, t1, bq, hbm, lg);
+                rk_dec_logits_mma_mixed<DT, KSTEPS, mixed_kb>(p, sm, s, b, g, p0, t1, bq, hbm, lg);
             } else {
                 rk_dec_logits_mixed<DT, GT>(p, sm, s, b, g, p0, min(TILE, t1 - p0), TILE,
                                             p.d * ESZ / 16, lg);
@@ -842,6 +896,14 @@ __global__ void __launch_bounds__(RK_THREADS, (RK_HAVE_MMA && GT == 8 && DT != D
                     for (int e = 0; e < VE; e++) acc[h][e] += ph * vv[e];
                 }
             }
+            }
+            if (PF) { /* the next tile's registers become the current ones */
+#pragma unroll
+                for (int sl = 0; sl < VSLOTS; sl++) vbuf[0][sl] = vbuf[NB - 1][sl];
+#pragma unroll
+                for (int ks = 0; ks < (MMA ? KSTEPS : 1); ks++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++) kbuf[0][ks][e] = kbuf[NB - 1][ks][e];
             }
             __syncwarp();
         }

@@ -84,6 +84,9 @@ static rk_status be_context_init(rk_context *ctx) {
     /* RK_CUDA_PDL=0 turns programmatic dependent launch off (A/B timing of the launch gaps) */
     const char *pdl = getenv("RK_CUDA_PDL");
     g->pdl = prop.major >= 9 && !(pdl && pdl[0] == '0');
+    /* RK_CUDA_PREFETCH=0/1 forces the decode's prefetch variant off/on (A/B timing) */
+    const char *pf = getenv("RK_CUDA_PREFETCH");
+    g->prefetch = pf && (pf[0] == '0' || pf[0] == '1') ? pf[0] - '0' : -1;
 
     if (g->warp_size != 32 && g->warp_size != 64) {
         be_context_free(ctx);
@@ -309,6 +312,24 @@ static rk_dec_fn rk_dec_pick_kc(int kc, int vc) {
     }
 }
 
+/* The prefetch variant (PF) of the tensor-core path: GQA 8, 16-bit, V rows of 128 channels. */
+template <int DT>
+static rk_dec_fn rk_dec_pick_prefetch(int gt, int kc, int vc) {
+#if RK_HAVE_MMA
+    if (DT == DT_F32 || gt != 8 || vc != 16) return NULL;
+    switch (kc) {
+    case 2: return rk_decode_vec<DT, 8, 2, 16, 0, 1>;
+    case 4: return rk_decode_vec<DT, 8, 4, 16, 0, 1>;
+    case 8: return rk_decode_vec<DT, 8, 8, 16, 0, 1>;
+    case 16: return rk_decode_vec<DT, 8, 16, 16, 0, 1>;
+    default: return NULL;
+    }
+#else
+    (void)gt; (void)kc; (void)vc;
+    return NULL;
+#endif
+}
+
 template <int DT>
 static rk_dec_fn rk_dec_pick(int gt, int kc, int vc) {
     switch (gt) {
@@ -426,11 +447,14 @@ static rk_status be_decode(rk_context *ctx, const rk_op_decode *op) {
     while (gt > 1 && (gt * p.d > q_cap || gt * (p.r + 1) > q_cap)) gt /= 2;
     if (p.d > q_cap || p.r + 1 > q_cap)
         return rk_fail(ctx, RK_ERR_UNSUPPORTED, RK_BACKEND_NAME ": head dim %d too large", p.d);
-    rk_dec_fn fn = NULL;
+    rk_dec_fn fn = NULL, fn_pf = NULL;
     if (vec_ok) {
         const int kc = (int)(hot_w * esz / 16), vc = (int)(op->dv * esz / 16);
         fn = dt == RK_F32 ? rk_dec_pick<DT_F32>(gt, kc, vc)
            : dt == RK_F16 ? rk_dec_pick<DT_F16>(gt, kc, vc) : rk_dec_pick<DT_BF16>(gt, kc, vc);
+        if (fn && g->prefetch != 0)
+            fn_pf = dt == RK_F16 ? rk_dec_pick_prefetch<DT_F16>(gt, kc, vc)
+                  : dt == RK_BF16 ? rk_dec_pick_prefetch<DT_BF16>(gt, kc, vc) : NULL;
     }
     if (!fn) {
         gt = 1;
@@ -446,6 +470,9 @@ static rk_status be_decode(rk_context *ctx, const rk_op_decode *op) {
                        "shared memory (d %d, dv %d, r %d)", smem_max, p.d, p.dv, p.r);
     const int units = op->B * op->Hkv * p.hc;
     int S = op->n_split;
+    /* the prefetch variant holds two tiles per warp in flight at 2 blocks/SM instead of one at 3:
+     * measured faster for dense decode at every size (8 KB tiles) and slower for sparse (5 KB) */
+    if (fn_pf && (g->prefetch == 1 || !op->sparse)) fn = fn_pf;
     if (S <= 0) S = rk_dec_choose_splits(units, rk_gpu_occupancy(g, (const void *)fn, smem_max) * g->sm_count,
                                          op->max_seq_len);
     if (S > RK_DEC_MAX_SPLITS) S = RK_DEC_MAX_SPLITS;

@@ -4,6 +4,7 @@
  *   single   one call plus synchronization, median of 50 (latency of an isolated decode).
  *
  *   cuda_latency [--backend cuda] [--hq 28] [--hkv 4] [--batch 1] [--tokens 4096] [--r 32]
+ *                [--random 1]   (rk-bench's data: uniform in [-1, 1) and a random δμ)
  */
 #include "bench_util.h"
 #include "rotatek.h"
@@ -16,7 +17,15 @@
 
 #define CK(expr) bu_check((expr), ctx, #expr)
 
+static int random_fill; /* --random: rk-bench's values instead of small positive ones */
+
 static rk_buffer *filled(rk_context *ctx, size_t elems, uint64_t seed) {
+    if (random_fill) {
+        rk_buffer *b = NULL;
+        CK(rk_buffer_alloc(ctx, elems * 2, &b));
+        CK(bu_fill_buffer(b, 0, elems * 2, RK_F16, seed));
+        return b;
+    }
     uint16_t *h = malloc(elems * 2);
     for (size_t i = 0; i < elems; i++) {
         seed = seed * 6364136223846793005ull + 1442695040888963407ull;
@@ -39,6 +48,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--batch")) B = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--tokens")) T = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--r")) r = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--random")) random_fill = atoi(argv[i + 1]);
         else { fprintf(stderr, "unknown flag %s\n", argv[i]); return 2; }
     }
     rk_context *ctx = NULL;
@@ -68,6 +78,7 @@ int main(int argc, char **argv) {
     float *R = calloc((size_t)B * hkv * d * r, sizeof(float)), *dmu = calloc((size_t)B * hkv * d, sizeof(float));
     for (int h = 0; h < B * hkv; h++)
         for (int j = 0; j < r; j++) R[((size_t)h * d + j) * r + j] = 1.0f;
+    if (random_fill) bu_fill_uniform(dmu, (size_t)B * hkv * d, 5, 0.1f);
     CK(rk_rotation_set_basis(rot, R, dmu));
     rk_seq_info *seqs = malloc(sizeof(rk_seq_info) * (size_t)B);
     printf("%s, heads %d/%d, batch %d, %d span + %d full tokens, r %d, f16\n", backend, hq, hkv, B, T, full, r);
