@@ -128,6 +128,23 @@ static void test_cache(const char *dir) {
     setenv("RK_OPENCL_CACHE_DIR", dir, 1);
 }
 
+/* RK_OPENCL_PROFILE keeps an event per command until the next synchronize: the results must not
+ * change and every event must be released with the context (its report goes to stderr). */
+static void test_profile(void) {
+    float plain[B * HQ * D], profiled[B * HQ * D];
+    uint64_t s = seed;
+    one_round(0, plain);
+    seed = s;
+    setenv("RK_OPENCL_PROFILE", "1", 1);
+    one_round(0, profiled);
+    unsetenv("RK_OPENCL_PROFILE");
+    rk_opencl_counts now;
+    counts(&now);
+    CHECK(memcmp(plain, profiled, sizeof plain) == 0, "profiling leaves the results unchanged");
+    CHECK(live_total(&now) == 0, "a profiled context leaves %ld objects (events %ld)",
+          live_total(&now), now.events);
+}
+
 static void test_lifecycle(int rounds) {
     rk_opencl_counts base, now;
     counts(&base);
@@ -237,6 +254,7 @@ int main(int argc, char **argv) {
     snprintf(dir, sizeof dir, "%s/run-XXXXXX", parent);
     CHECK(mkdtemp(dir) != NULL, "cache directory under %s", parent);
     test_cache(dir);
+    test_profile();
     test_detectors();
     test_build_error();
     test_lifecycle(argc > 2 && atoi(argv[2]) > 0 ? atoi(argv[2]) : 200);
