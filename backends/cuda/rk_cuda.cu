@@ -471,8 +471,12 @@ static rk_status be_decode(rk_context *ctx, const rk_op_decode *op) {
     const int units = op->B * op->Hkv * p.hc;
     int S = op->n_split;
     /* the prefetch variant holds two tiles per warp in flight at 2 blocks/SM instead of one at 3:
-     * measured faster for dense decode at every size (8 KB tiles) and slower for sparse (5 KB) */
-    if (fn_pf && (g->prefetch == 1 || !op->sparse)) fn = fn_pf;
+     * measured faster for dense decode at every size (8 KB tiles); for sparse only with 128-byte
+     * K rows (r 64 at 16 bits) on grids of fewer (sequence, KV head) units than half the SMs:
+     * batch 1 and 8 gain 3-7 %, batch 32 and the 64-byte rows lose 1-5 %
+     * (bench/results/cuda/v7/grid/prefetch_sparse_ab.txt) */
+    const bool pf_sparse = hot_w * (int)esz >= 128 && 2 * units <= g->sm_count;
+    if (fn_pf && (g->prefetch == 1 || (g->prefetch < 0 && (!op->sparse || pf_sparse)))) fn = fn_pf;
     if (S <= 0) S = rk_dec_choose_splits(units, rk_gpu_occupancy(g, (const void *)fn, smem_max) * g->sm_count,
                                          op->max_seq_len);
     if (S > RK_DEC_MAX_SPLITS) S = RK_DEC_MAX_SPLITS;
