@@ -18,7 +18,6 @@ static int rk_min(int a, int b) { return a < b ? a : b; }
 typedef struct rk_ocl_decode_shape {
     int serial, aligned, G, GH, wg, kv_f, kcp_f, kv_s, kcp_s, vv, vcp, passes, vprefetch, maxrreg;
     int warps, mma, prefetch, tile, kc_f, kc_s, vc, gp; /* rk_decode.cl's RK_WARPS section */
-    int qproj; /* sparse: rk_ocl_params.qproj (warp shape only; else 0) */
 } rk_ocl_decode_shape;
 
 /* Local memory the tiled kernel declares (mirrors the arrays in rk_decode.cl). */
@@ -74,12 +73,9 @@ static int rk_ocl_choose_warp_shape(const rk_ocl_ctx *oc, const rk_op_decode *op
     while (s->gp < s->GH) s->gp *= 2;
     /* tensor-core q·K and P·V: 8 heads, 16-bit values, 256-byte value rows, 16-token tiles */
     s->prefetch = p->prefetch;
-    s->qproj = op->r > 0 ? p->qproj : 0;
     s->mma = p->mma && s->gp == 8 && op->q->dtype != RK_F32 && s->vc == 16 && s->tile == 16;
-    /* local memory (mirrors rk_decode.cl): q, q·R, biases, the fused projection's slices, then
-     * the warps' partials */
-    size_t q_floats = (size_t)s->gp * (op->d + (op->r > 0 ? op->r : 0) + 2);
-    if (s->qproj == 1) q_floats += (size_t)s->gp * (op->r < s->wg ? s->wg / op->r * op->r : op->r);
+    /* local memory (mirrors rk_decode.cl): q, q·R, biases, then the warps' partials */
+    const size_t q_floats = (size_t)s->gp * (op->d + (op->r > 0 ? op->r : 0) + 2);
     while (s->wg > 32 && (q_floats + (size_t)(s->wg / 32) * s->gp * (op->dv + 2)) * sizeof(float) >
                              oc->dev.local_mem)
         s->wg /= 2;
@@ -124,9 +120,8 @@ static void rk_ocl_decode_options(const rk_ocl_decode_shape *s, const rk_op_deco
                      op->dv, op->r, s->G, s->GH, s->serial);
     if (s->warps && n > 0 && (size_t)n < len)
         n += snprintf(buf + n, len - (size_t)n, " -D RK_WARPS=1 -D RK_MMA=%d -D RK_PREFETCH=%d "
-                      "-D RK_FUSEQ=%d -D RK_NW=%d -D RK_TILE=%d -D RK_KC_F=%d -D RK_KC_S=%d -D RK_VC=%d "
-                      "-D RK_GP=%d", s->mma, s->prefetch, s->qproj == 1, s->wg / 32, s->tile, s->kc_f,
-                      s->kc_s, s->vc, s->gp);
+                      "-D RK_NW=%d -D RK_TILE=%d -D RK_KC_F=%d -D RK_KC_S=%d -D RK_VC=%d -D RK_GP=%d",
+                      s->mma, s->prefetch, s->wg / 32, s->tile, s->kc_f, s->kc_s, s->vc, s->gp);
     else if (!s->serial && n > 0 && (size_t)n < len)
         n += snprintf(buf + n, len - (size_t)n, " -D RK_WARPS=0 -D RK_ALIGNED=%d -D RK_WG=%d -D RK_KV_F=%d "
                       "-D RK_KCP_F=%d -D RK_KV_S=%d -D RK_KCP_S=%d -D RK_VV=%d -D RK_VCP=%d "
@@ -172,13 +167,13 @@ static rk_status rk_ocl_decode_enqueue(rk_context *ctx, const rk_op_decode *op) 
     const int ns = rk_ocl_choose_splits(oc, op, B * Hkv * head_chunks, granule, &chunk);
 
     cl_kernel k_part, k_comb, k_qproj = NULL;
-    const char *qproj_name = shape.qproj == 2 ? "rk_qproj_group" : "rk_qproj";
+    /* q·R: the warp shape computes it once per KV head, other shapes a work-item per output */
+    const char *qproj_name = shape.warps ? "rk_qproj_group" : "rk_qproj";
     cl_mem seqs, qproj, part_ml, part_acc;
     rk_status st;
     if ((st = rk_ocl_kernel(ctx, RK_OCL_SRC_DECODE, opts, "rk_decode_part", &k_part)) != RK_OK ||
         (st = rk_ocl_kernel(ctx, RK_OCL_SRC_DECODE, opts, "rk_combine", &k_comb)) != RK_OK ||
-        (R > 0 && shape.qproj != 1 &&
-         (st = rk_ocl_kernel(ctx, RK_OCL_SRC_DECODE, opts, qproj_name, &k_qproj)) != RK_OK))
+        (R > 0 && (st = rk_ocl_kernel(ctx, RK_OCL_SRC_DECODE, opts, qproj_name, &k_qproj)) != RK_OK))
         return st;
     const size_t n_part = (size_t)B * Hq * ns;
     if ((st = rk_ocl_scratch(ctx, RK_OCL_SCR_SEQS, sizeof(cl_int4) * B, &seqs)) != RK_OK ||
@@ -212,9 +207,8 @@ static rk_status rk_ocl_decode_enqueue(rk_context *ctx, const rk_op_decode *op) 
                  v = rk_ocl_mem(op->v->buf);
     const cl_mem ks = op->k_span ? rk_ocl_mem(op->k_span->buf) : kf; /* unused when dense */
 
-    /* dense: the projection inputs are never read, any buffer will do */
-    const cl_mem Rm = R > 0 ? rk_ocl_mem(op->R) : qproj, dmu = R > 0 ? rk_ocl_mem(op->dmu) : qproj;
-    if (R > 0 && shape.qproj != 1) {
+    if (R > 0) {
+        const cl_mem Rm = rk_ocl_mem(op->R), dmu = rk_ocl_mem(op->dmu);
         const rk_ocl_arg args[] = {RK_OCL_ARG(q), RK_OCL_ARG(qv.off), RK_OCL_ARG(qv.sb),
                                    RK_OCL_ARG(qv.sh), RK_OCL_ARG(Rm), RK_OCL_ARG(dmu),
                                    RK_OCL_ARG(Hq), RK_OCL_ARG(Hkv), RK_OCL_ARG(qproj)};
@@ -222,10 +216,9 @@ static rk_status rk_ocl_decode_enqueue(rk_context *ctx, const rk_op_decode *op) 
         const size_t g_item[3] = {(size_t)R + 1, (size_t)Hq, (size_t)B};
         const size_t g_group[3] = {(size_t)shape.wg, (size_t)Hkv * head_chunks, (size_t)B};
         const size_t l_group[3] = {(size_t)shape.wg, 1, 1};
-        const int grp = shape.qproj == 2;
         if ((st = rk_ocl_set_args(ctx, k_qproj, qproj_name, args, 9)) != RK_OK ||
-            (st = rk_ocl_launch(ctx, k_qproj, qproj_name, 3, grp ? g_group : g_item,
-                                grp ? l_group : NULL)) != RK_OK)
+            (st = rk_ocl_launch(ctx, k_qproj, qproj_name, 3, shape.warps ? g_group : g_item,
+                                shape.warps ? l_group : NULL)) != RK_OK)
             return st;
     }
 
@@ -236,10 +229,10 @@ static rk_status rk_ocl_decode_enqueue(rk_context *ctx, const rk_op_decode *op) 
         RK_OCL_ARG(fv.st), RK_OCL_ARG(ks),     RK_OCL_ARG(sv.off), RK_OCL_ARG(sv.sb),
         RK_OCL_ARG(sv.sh), RK_OCL_ARG(sv.st),  RK_OCL_ARG(v),     RK_OCL_ARG(vv.off),
         RK_OCL_ARG(vv.sb), RK_OCL_ARG(vv.sh),  RK_OCL_ARG(vv.st), RK_OCL_ARG(qproj),
-        RK_OCL_ARG(Rm),    RK_OCL_ARG(dmu),    RK_OCL_ARG(seqs),  RK_OCL_ARG(inl),
-        RK_OCL_ARG(seq_inline), RK_OCL_ARG(Hq), RK_OCL_ARG(Hkv),  RK_OCL_ARG(ns),
-        RK_OCL_ARG(chunk), RK_OCL_ARG(scale),  RK_OCL_ARG(part_ml), RK_OCL_ARG(part_acc)};
-    if ((st = rk_ocl_set_args(ctx, k_part, "rk_decode_part", part_args, 32)) != RK_OK) return st;
+        RK_OCL_ARG(seqs),  RK_OCL_ARG(inl),    RK_OCL_ARG(seq_inline), RK_OCL_ARG(Hq),
+        RK_OCL_ARG(Hkv),   RK_OCL_ARG(ns),     RK_OCL_ARG(chunk), RK_OCL_ARG(scale),
+        RK_OCL_ARG(part_ml), RK_OCL_ARG(part_acc)};
+    if ((st = rk_ocl_set_args(ctx, k_part, "rk_decode_part", part_args, 30)) != RK_OK) return st;
     const size_t wg = shape.serial ? 1 : (size_t)shape.wg;
     const size_t g_part[3] = {(size_t)ns * wg, (size_t)Hkv * head_chunks, (size_t)B};
     const size_t l_part[3] = {wg, 1, 1};
@@ -270,9 +263,6 @@ rk_status rk_ocl_decode(rk_context *ctx, const rk_op_decode *op) {
     rk_ocl_ctx *oc = rk_ocl(ctx);
     const double t0 = oc->profile ? rk_ocl_profile_now() : 0.0;
     rk_status st = rk_ocl_decode_enqueue(ctx, op);
-    /* submit now: some runtimes (NVIDIA's) hold enqueued commands back, leaving the device idle
-     * while the host prepares the next decode */
-    if (st == RK_OK && oc->params.flush) RK_OCL_TRY(ctx, clFlush(oc->queue), "clFlush");
     if (oc->profile) rk_ocl_profile_host(oc->profile, "decode (host)", rk_ocl_profile_now() - t0);
     return st;
 }

@@ -26,16 +26,12 @@ typedef struct rk_ocl_params {
     int tile;              /* warp decode: tokens per warp tile (power of two) */
     int mma;               /* warp decode: P·V on tensor cores where the shape allows */
     int prefetch;          /* warp decode: next tile's loads issued before the current tile */
-    int qproj;             /* warp decode, q·R and q·δμ: 0 rk_qproj (a work-item per output),
-                            * 1 in the decode kernel's prologue, 2 rk_qproj_group (a work-group
-                            * per KV head, once for all splits) */
     int gh_max;            /* query heads one work-group serves */
     int groups_per_cu;     /* split policy: aim for this many work-groups per compute unit */
     int min_split_tokens;  /* split policy: never give a split fewer tokens than this */
     int max_split;         /* split policy: upper bound on splits */
     int seq_inline;        /* decode: batches up to this size (<= RK_OCL_SEQ_INLINE) pass their
                             * sequence table by value instead of uploading it */
-    int flush;             /* decode: clFlush after enqueuing, so the device starts at once */
 } rk_ocl_params;
 
 typedef struct rk_ocl_device_info {

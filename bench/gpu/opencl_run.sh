@@ -165,8 +165,8 @@ step_sweep_mid() {
 }
 
 # Where a decode's time goes (RK_OPENCL_PROFILE: device time and launch gaps per command) on a
-# small and a mid-size cache, for each RK_OPENCL_TUNE of FIXED_TUNES (default: the three places
-# of the q·R projection, and clFlush per decode); informational. FIXED_SHAPES (hq,hkv,d,r,batch,
+# small and a mid-size cache, for each RK_OPENCL_TUNE of FIXED_TUNES (default: the sequence
+# table uploaded against passed by value); informational. FIXED_SHAPES (hq,hkv,d,r,batch,
 # tokens,dtype), FIXED_REPS (rounds over the tunes, interleaved), FIXED_PROFILE=0 (no events).
 step_fixed() {
     : >"$out/fixed.jsonl"
@@ -174,7 +174,7 @@ step_fixed() {
     for shape in ${FIXED_SHAPES:-"28,4,128,64,1,4096,f16" "28,4,128,64,8,16384,f16" \
         "32,8,128,64,8,16384,f16" "28,4,128,64,8,16384,f32"}; do
         for rep in $(seq "${FIXED_REPS:-1}"); do
-            for tune in ${FIXED_TUNES:-qproj=0 qproj=1 qproj=2 flush=1}; do
+            for tune in ${FIXED_TUNES:-seqinl=0 seqinl=16}; do
                 printf '{"tune":"%s"}\n' "$tune" >>"$out/fixed.jsonl"
                 echo "=== $shape $tune" >>"$out/profile.txt"
                 # shellcheck disable=SC2086

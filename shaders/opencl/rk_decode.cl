@@ -116,10 +116,9 @@ kernel void rk_combine(global const float *part_ml, global const float *part_acc
     global const rk_elem *kf, long kf_off, long kf_sb, long kf_sh, long kf_st,               \
     global const rk_elem *ks, long ks_off, long ks_sb, long ks_sh, long ks_st,               \
     global const rk_elem *v, long v_off, long v_sb, long v_sh, long v_st,                    \
-    global const float *qproj, global const float *Rm, global const float *dmu,              \
-    global const int4 *seqs, rk_seq_tab seq_tab, int seq_inline, int Hq, int Hkv,           \
-    int n_split, int chunk, float scale,                                                     \
-    global float *part_ml, global float *part_acc
+    global const float *qproj, global const int4 *seqs, rk_seq_tab seq_tab, int seq_inline,  \
+    int Hq, int Hkv, int n_split, int chunk, float scale, global float *part_ml,             \
+    global float *part_acc
 
 #if RK_SERIAL
 /* ---- CPU shape: one work-item, a contiguous token chunk, blocks of RK_NB tokens ------------- */
@@ -162,8 +161,6 @@ kernel void rk_decode_part(RK_DECODE_ARGS) {
     RK_SEQ_OF(s, seq_tab, seq_inline, seqs, b);
     (void)Hkv;
     (void)qproj;
-    (void)Rm;
-    (void)dmu;
 
     float qf[RK_GH * RK_D], qs[RK_GH * RK_QS_LEN], bias[RK_GH];
     float acc[RK_GH * RK_DV], m[RK_GH], l[RK_GH];
@@ -250,7 +247,7 @@ kernel void rk_decode_part(RK_DECODE_ARGS) {
  * <= 32, RK_VC >= RK_KC_F >= RK_KC_S); RK_GP = RK_GH rounded up to a power of two (padding heads
  * repeat the last real one); RK_MMA 1: q·K and P·V on tensor cores (RK_GP 8, 16-bit, RK_VC 16,
  * RK_TILE 16); RK_PREFETCH 1: a warp issues its next tile's loads before working on the current
- * one; RK_FUSEQ 1: q·R and q·δμ computed in the prologue (else read from qproj).
+ * one.
  * Shuffles, conversions and mma are inline PTX, which NVIDIA's OpenCL compiler hands to ptxas;
  * other devices take the tiled shape below.
  *
@@ -657,21 +654,30 @@ inline void rk_warp_segment(global const rk_elem *kh, long kst, int shift, globa
 #define RK_WGS (RK_NW * RK_LANES)
 #define RK_QSLICES (RK_R < RK_WGS ? RK_WGS / RK_R : 1) /* row slices of the projection */
 #define RK_QBATCH 16
-/* q·R and q·δμ of the work-group's heads from qf (already scaled) into qs and bias: the
- * rk_qproj launch and its round trip folded into the prologue. Work-item t owns column
- * t % R of a slice of the rows for every head, so one load of R feeds RK_GP FMA chains; the
- * slices' sums meet in qred [slices][RK_GP][R]. */
-inline void rk_group_qproj(local const float *qf, global const float *Rb, global const float *mu,
-                           local float *qs, local float *bias, local float *qred) {
-    const int lid = get_local_id(0), lane = lid % RK_LANES, warp = lid / RK_LANES;
+/* q·R and q·δμ of one work-group's heads, once per (sequence, KV head, head chunk) for all the
+ * splits that read them: qproj[b][h][0..R) and [R], unscaled as rk_qproj writes them. Work-item
+ * t owns column t % R of a slice of the rows for every head, so one load of R feeds RK_GP FMA
+ * chains; the slices' sums meet in qred [slices][RK_GP][R]. */
+kernel __attribute__((reqd_work_group_size(RK_NW * RK_LANES, 1, 1))) void
+rk_qproj_group(global const rk_elem *q, long q_off, long q_sb, long q_sh, global const float *Rm,
+               global const float *dmu, int Hq, int Hkv, global float *qproj) {
+    const int hg = get_group_id(1), b = get_group_id(2), lid = get_local_id(0);
+    const int lane = lid % RK_LANES, warp = lid / RK_LANES;
+    const int g = hg / RK_HEAD_CHUNKS, h0 = g * RK_G + (hg % RK_HEAD_CHUNKS) * RK_GH;
+    const int nh = min(RK_GH, (g + 1) * RK_G - h0);
+    local float qf[RK_GP * RK_D], qs[RK_GP * RK_R], bias[RK_GP], qred[RK_QSLICES * RK_GP * RK_R];
+    for (int i = lid; i < RK_GP * RK_D; i += RK_WGS)
+        qf[i] = rk_ld1(q + q_off + b * q_sb + (h0 + min(i / RK_D, nh - 1)) * q_sh, i % RK_D);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    const long bg = (long)b * Hkv + g;
+    global const float *Rb = Rm + bg * RK_D * RK_R, *mu = dmu + bg * RK_D;
     const int rows = (RK_D + RK_QSLICES - 1) / RK_QSLICES;
     for (int j0 = 0; j0 < RK_R; j0 += RK_WGS) {
         const int j = j0 + (RK_R < RK_WGS ? lid % RK_R : lid), sl = RK_R < RK_WGS ? lid / RK_R : 0;
-        const bool mine = sl < RK_QSLICES && j < RK_R;
-        float a[RK_GP];
-        #pragma unroll
-        for (int h = 0; h < RK_GP; h++) a[h] = 0.0f;
-        if (mine) {
+        if (sl < RK_QSLICES && j < RK_R) {
+            float a[RK_GP];
+            #pragma unroll
+            for (int h = 0; h < RK_GP; h++) a[h] = 0.0f;
             const int c1 = min(RK_D, (sl + 1) * rows);
             /* RK_QBATCH rows of R in flight per round trip (rows past c1 weigh zero) */
             for (int c0 = sl * rows; c0 < c1; c0 += RK_QBATCH) {
@@ -705,22 +711,6 @@ inline void rk_group_qproj(local const float *qf, global const float *Rb, global
         for (int o = RK_LANES / 2; o > 0; o /= 2) sum += rk_shfl_xor(sum, o);
         if (lane == 0) bias[h] = sum;
     }
-}
-
-/* q·R and q·δμ of one work-group's heads, once per (sequence, KV head, head chunk) for all the
- * splits that read them: qproj[b][h][0..R) and [R], unscaled as rk_qproj writes them. */
-kernel __attribute__((reqd_work_group_size(RK_NW * RK_LANES, 1, 1))) void
-rk_qproj_group(global const rk_elem *q, long q_off, long q_sb, long q_sh, global const float *Rm,
-               global const float *dmu, int Hq, int Hkv, global float *qproj) {
-    const int hg = get_group_id(1), b = get_group_id(2), lid = get_local_id(0);
-    const int g = hg / RK_HEAD_CHUNKS, h0 = g * RK_G + (hg % RK_HEAD_CHUNKS) * RK_GH;
-    const int nh = min(RK_GH, (g + 1) * RK_G - h0);
-    local float qf[RK_GP * RK_D], qs[RK_GP * RK_R], bias[RK_GP], qred[RK_QSLICES * RK_GP * RK_R];
-    for (int i = lid; i < RK_GP * RK_D; i += RK_WGS)
-        qf[i] = rk_ld1(q + q_off + b * q_sb + (h0 + min(i / RK_D, nh - 1)) * q_sh, i % RK_D);
-    barrier(CLK_LOCAL_MEM_FENCE);
-    const long bg = (long)b * Hkv + g;
-    rk_group_qproj(qf, Rm + bg * RK_D * RK_R, dmu + bg * RK_D, qs, bias, qred);
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int i = lid; i < nh * (RK_R + 1); i += RK_WGS) {
         const int h = i / (RK_R + 1), j = i % (RK_R + 1);
@@ -740,28 +730,17 @@ rk_decode_part(RK_DECODE_ARGS) {
     const float qscale = scale * M_LOG2E_F; /* logits in the log2 domain */
     (void)Hkv;
     (void)qproj;
-    (void)Rm;
-    (void)dmu;
 
     local float qf[RK_GP * RK_D], bias_f[RK_GP], bias_s[RK_GP];
 #if RK_R > 0
     local float qs[RK_GP * RK_R];
 #endif
     local float red[RK_NW * RK_GP * RK_DV], red_ml[2 * RK_NW * RK_GP];
-#if RK_R > 0 && RK_FUSEQ
-    local float qred[RK_QSLICES * RK_GP * RK_R];
-#endif
 
     for (int i = lid; i < RK_GP * RK_D; i += RK_NW * RK_LANES) {
         const int hq = h0 + min(i / RK_D, nh - 1); /* padding heads repeat the last real one */
         qf[i] = rk_ld1(q + q_off + b * q_sb + hq * q_sh, i % RK_D) * qscale;
     }
-#if RK_R > 0 && RK_FUSEQ
-    if (lid < RK_GP) bias_f[lid] = 0.0f;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    rk_group_qproj(qf, Rm + ((long)b * Hkv + g) * RK_D * RK_R, dmu + ((long)b * Hkv + g) * RK_D, qs,
-                   bias_s, qred);
-#else
 #if RK_R > 0
     for (int i = lid; i < RK_GP * RK_R; i += RK_NW * RK_LANES) {
         const int hq = h0 + min(i / RK_R, nh - 1);
@@ -776,7 +755,6 @@ rk_decode_part(RK_DECODE_ARGS) {
         bias_s[h] = 0.0f;
 #endif
     }
-#endif
     barrier(CLK_LOCAL_MEM_FENCE);
 
     rk_acc acc;
@@ -1006,8 +984,6 @@ kernel __attribute__((reqd_work_group_size(RK_WG, 1, 1))) void rk_decode_part(RK
     RK_SEQ_OF(s, seq_tab, seq_inline, seqs, b);
     (void)Hkv;
     (void)qproj;
-    (void)Rm;
-    (void)dmu;
 
     local float qf[RK_GH * RK_D], bias_f[RK_GH], bias_s[RK_GH];
 #if RK_R > 0
