@@ -39,6 +39,11 @@ rk_status rk_fail(rk_context *ctx, rk_status status, const char *fmt, ...)
 #endif
     ;
 
+/* Timing helpers for the probe and backend diagnostics (core/probe.c): a monotonic clock in
+ * seconds, and the median (upper of the middle two) of n >= 1 values, which it sorts in place. */
+double rk_now_seconds(void);
+double rk_median_inplace(double *v, size_t n);
+
 /* Byte offset of element (b, h, t, c) of a view. */
 static inline size_t rk_tensor_offset(const rk_tensor *t, int64_t b, int64_t h, int64_t tok,
                                       int64_t c) {

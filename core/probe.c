@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-static double rk_now_seconds(void) {
+double rk_now_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
@@ -15,6 +15,11 @@ static double rk_now_seconds(void) {
 static int rk_cmp_d(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
+}
+
+double rk_median_inplace(double *v, size_t n) {
+    qsort(v, n, sizeof(double), rk_cmp_d);
+    return v[n / 2];
 }
 
 rk_status rk_measure_read_bandwidth(rk_context *ctx, size_t bytes, int reps, double *gbps) {
@@ -45,8 +50,7 @@ rk_status rk_measure_read_bandwidth(rk_context *ctx, size_t bytes, int reps, dou
         t[i] = rk_now_seconds() - t0;
     }
     if (st == RK_OK) {
-        qsort(t, (size_t)reps, sizeof(double), rk_cmp_d);
-        *gbps = (double)bytes / t[reps / 2] / 1e9;
+        *gbps = (double)bytes / rk_median_inplace(t, (size_t)reps) / 1e9;
     }
     free(t);
     rk_buffer_free(buf);

@@ -261,8 +261,8 @@ static rk_status rk_ocl_decode_enqueue(rk_context *ctx, const rk_op_decode *op) 
 
 rk_status rk_ocl_decode(rk_context *ctx, const rk_op_decode *op) {
     rk_ocl_ctx *oc = rk_ocl(ctx);
-    const double t0 = oc->profile ? rk_ocl_profile_now() : 0.0;
+    const double t0 = oc->profile ? rk_now_seconds() : 0.0;
     rk_status st = rk_ocl_decode_enqueue(ctx, op);
-    if (oc->profile) rk_ocl_profile_host(oc->profile, "decode (host)", rk_ocl_profile_now() - t0);
+    if (oc->profile) rk_ocl_profile_host(oc->profile, "decode (host)", rk_now_seconds() - t0);
     return st;
 }

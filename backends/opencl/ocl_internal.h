@@ -101,8 +101,7 @@ cl_event *rk_ocl_profile_slot(rk_ocl_profile *p, const char *name);
 void rk_ocl_profile_commit(rk_ocl_profile *p);
 void rk_ocl_profile_flush(rk_ocl_profile *p);
 void rk_ocl_profile_free(rk_ocl_profile *p, const char *device); /* prints the totals */
-double rk_ocl_profile_now(void); /* ns, CLOCK_MONOTONIC */
-void rk_ocl_profile_host(rk_ocl_profile *p, const char *name, double ns);
+void rk_ocl_profile_host(rk_ocl_profile *p, const char *name, double seconds);
 
 typedef struct rk_ocl_ctx {
     rk_ocl_device_info dev;

@@ -3,13 +3,11 @@
  * folds the finished commands into per-name totals: count, device time, and the idle gap between
  * the previous command's end and this one's start (the launch overhead the device sees). The
  * totals go to stderr when the context is freed. Off, it costs one branch per enqueue. */
-#define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include "ocl_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define RK_OCL_PROF_PENDING 4096
 #define RK_OCL_PROF_NAMES 16
@@ -20,7 +18,7 @@ typedef struct rk_ocl_prof_stat {
     const char *name;
     long count, gaps;
     double busy_ns, gap_ns;
-    double *host;  /* host samples (rk_ocl_profile_host): reported as a median */
+    double *host;  /* host samples in s (rk_ocl_profile_host): reported as a median */
     int n_host;
 } rk_ocl_prof_stat;
 
@@ -87,25 +85,14 @@ void rk_ocl_profile_commit(rk_ocl_profile *p) {
     rk_ocl_count_live(RK_OCL_OBJ_EVENT, 1);
 }
 
-double rk_ocl_profile_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-/* Host time of one call (ns), reported as the median in the device-time column (a mean would
+/* Host time of one call (s), reported as the median in the device-time column (a mean would
  * carry the first call's program build). */
-void rk_ocl_profile_host(rk_ocl_profile *p, const char *name, double ns) {
+void rk_ocl_profile_host(rk_ocl_profile *p, const char *name, double seconds) {
     if (!p) return;
     rk_ocl_prof_stat *s = rk_ocl_prof_stat_of(p, name);
     if (!s->host && !(s->host = malloc(sizeof(double) * RK_OCL_PROF_HOST))) return;
-    if (s->n_host < RK_OCL_PROF_HOST) s->host[s->n_host++] = ns;
+    if (s->n_host < RK_OCL_PROF_HOST) s->host[s->n_host++] = seconds * 1e9;
     s->count++;
-}
-
-static int rk_ocl_cmp_double(const void *a, const void *b) {
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 void rk_ocl_profile_free(rk_ocl_profile *p, const char *device) {
@@ -117,10 +104,7 @@ void rk_ocl_profile_free(rk_ocl_profile *p, const char *device) {
     for (int i = 0; i < p->n_stats; i++) {
         rk_ocl_prof_stat *s = &p->stats[i];
         double t = s->count ? s->busy_ns / s->count : 0.0;
-        if (s->n_host) {
-            qsort(s->host, (size_t)s->n_host, sizeof(double), rk_ocl_cmp_double);
-            t = s->host[s->n_host / 2];
-        }
+        if (s->n_host) t = rk_median_inplace(s->host, (size_t)s->n_host);
         fprintf(stderr, "  %-24s %8ld %10.2f %10.2f\n", s->name, s->count, t / 1e3,
                 s->gaps ? s->gap_ns / s->gaps / 1e3 : 0.0);
         free(s->host);
