@@ -38,7 +38,7 @@ typedef struct rk_gpu_ctx {
     int warp_size;
     size_t smem_per_block;   /* default dynamic shared memory limit per block */
     int pdl;                 /* programmatic dependent launch of decode kernels (sm_90+) */
-    int prefetch;            /* decode tile prefetch variant: -1 auto (one-wave grids), 0 off, 1 on */
+    int prefetch;            /* decode tile prefetch variant: -1 the host rule (be_decode), 0 off, 1 on */
     /* decode split workspace, grown on demand */
     float *partials;
     size_t partials_bytes;

@@ -648,7 +648,8 @@ __global__ void __launch_bounds__(RK_THREADS) rk_decode_combine(const rk_dec_par
  * registers, measured no faster; see NOTES.md). PF = 1 (tensor-core path only): a warp issues its
  * first tile's loads before the prologue and each next tile's before computing the current one,
  * so the projection and every tile overlap a load round trip; the second register set costs the
- * 3-blocks/SM budget, so the host takes it for grids of at most one wave. */
+ * 3-blocks/SM budget, so the host takes it for dense decode and for sparse decode only with
+ * 128-byte K rows on small grids (be_decode). */
 template <int DT, int GT, int KC, int VC, int QS = 0, int PF = 0>
 __global__ void __launch_bounds__(RK_THREADS, (RK_HAVE_MMA && GT == 8 && DT != DT_F32 && VC == 16 && !PF) ? 3 : 1)
     rk_decode_vec(const rk_dec_params p) {
