@@ -298,36 +298,28 @@ typedef void (*rk_dec_fn)(const rk_dec_params);
 
 /* Fast-path variants: V rows of 128 channels (16 chunks of 16-bit values, 32 of f32); hot K
  * rows of 2..16 chunks at 16 bits (r or d = 16..128) and 4..32 chunks at f32 (16..128). Other
- * shapes take rk_decode_any. */
-template <int DT, int GT>
+ * shapes take rk_decode_any. PF = 1: the prefetch variant of the tensor-core path. */
+template <int DT, int GT, int PF = 0>
 static rk_dec_fn rk_dec_pick_kc(int kc, int vc) {
     constexpr int VCF = DT == DT_F32 ? 32 : 16, K0 = DT == DT_F32 ? 4 : 2;
     if (vc != VCF) return NULL;
     switch (kc / K0) {
-    case 1: return kc == K0 ? rk_decode_vec<DT, GT, K0, VCF> : NULL;
-    case 2: return kc == 2 * K0 ? rk_decode_vec<DT, GT, 2 * K0, VCF> : NULL;
-    case 4: return kc == 4 * K0 ? rk_decode_vec<DT, GT, 4 * K0, VCF> : NULL;
-    case 8: return kc == 8 * K0 ? rk_decode_vec<DT, GT, 8 * K0, VCF> : NULL;
+    case 1: return kc == K0 ? rk_decode_vec<DT, GT, K0, VCF, 0, PF> : NULL;
+    case 2: return kc == 2 * K0 ? rk_decode_vec<DT, GT, 2 * K0, VCF, 0, PF> : NULL;
+    case 4: return kc == 4 * K0 ? rk_decode_vec<DT, GT, 4 * K0, VCF, 0, PF> : NULL;
+    case 8: return kc == 8 * K0 ? rk_decode_vec<DT, GT, 8 * K0, VCF, 0, PF> : NULL;
     default: return NULL;
     }
 }
 
-/* The prefetch variant (PF) of the tensor-core path: GQA 8, 16-bit, V rows of 128 channels. */
+/* The prefetch variant exists for the tensor-core path only: GQA 8, 16-bit. */
 template <int DT>
 static rk_dec_fn rk_dec_pick_prefetch(int gt, int kc, int vc) {
-#if RK_HAVE_MMA
-    if (DT == DT_F32 || gt != 8 || vc != 16) return NULL;
-    switch (kc) {
-    case 2: return rk_decode_vec<DT, 8, 2, 16, 0, 1>;
-    case 4: return rk_decode_vec<DT, 8, 4, 16, 0, 1>;
-    case 8: return rk_decode_vec<DT, 8, 8, 16, 0, 1>;
-    case 16: return rk_decode_vec<DT, 8, 16, 16, 0, 1>;
-    default: return NULL;
+    if constexpr (RK_HAVE_MMA && DT != DT_F32) {
+        if (gt == 8) return rk_dec_pick_kc<DT, 8, 1>(kc, vc);
     }
-#else
     (void)gt; (void)kc; (void)vc;
     return NULL;
-#endif
 }
 
 template <int DT>
