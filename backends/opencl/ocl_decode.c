@@ -135,12 +135,12 @@ static void rk_ocl_decode_options(const rk_ocl_decode_shape *s, const rk_op_deco
 /* Splits: the caller's count, or enough work-groups to fill the device while keeping every
  * split at least min_split_tokens long. Returns the split count and sets the chunk length. */
 static int rk_ocl_choose_splits(const rk_ocl_ctx *oc, const rk_op_decode *op, int groups,
-                                int granule, int *chunk) {
+                                int granule, int mma, int *chunk) {
     const int T = op->max_seq_len;
     int ns = op->n_split;
     if (ns <= 0) {
         const rk_ocl_params *p = &oc->params;
-        long target = (long)oc->dev.compute_units * p->groups_per_cu;
+        long target = (long)oc->dev.compute_units * (mma ? p->groups_mma : p->groups_per_cu);
         ns = (int)((target + groups - 1) / groups);
         ns = rk_min(ns, (T + p->min_split_tokens - 1) / p->min_split_tokens);
         ns = rk_min(ns, p->max_split);
@@ -164,7 +164,8 @@ static rk_status rk_ocl_decode_enqueue(rk_context *ctx, const rk_op_decode *op) 
     const int granule = shape.serial ? 16 : shape.warps ? shape.tile
                                                         : (shape.wg / shape.kcp_f) * shape.passes;
     int chunk = 0;
-    const int ns = rk_ocl_choose_splits(oc, op, B * Hkv * head_chunks, granule, &chunk);
+    const int ns = rk_ocl_choose_splits(oc, op, B * Hkv * head_chunks, granule, shape.mma,
+                                         &chunk);
 
     cl_kernel k_part, k_comb, k_qproj = NULL;
     /* q·R: the warp shape computes it once per KV head, other shapes a work-item per output */

@@ -1,7 +1,7 @@
 /* Per-device kernel parameters: a table keyed by device type and vendor, most specific row
  * first, with a default per device type (CLBlast's database does the same at larger scale).
  * RK_OPENCL_TUNE="wg=128,kcp=16,passes=2,vpre=0,maxrreg=96,gh=8,groups=8,minsplit=64,maxsplit=512,
- * serial=0,warp=1,tile=16,mma=1,pref=0,seqinl=16"
+ * serial=0,warp=1,tile=16,mma=1,pref=0,seqinl=16,mgroups=2"
  * overrides fields of the chosen row, for tuning runs. */
 #include "ocl_debug.h"
 #include "ocl_internal.h"
@@ -20,16 +20,19 @@ static const rk_ocl_param_row rk_ocl_param_table[] = {
     /* GPUs want coalesced loads: 8 work-items per key row, 32 value work-items per row. NVIDIA
      * takes the warp shape instead (wg = 4 warps, 16-token warp tiles, tensor-core q·K and P·V;
      * inline PTX); wg=64,pref=1 is faster at G = 7 but slower at G = 4 (bench/results/opencl).
-     *  name        serial wg kcp passes vpre maxrreg warp tile mma pref gh groups minsplit maxsplit seqinl */
-    {CL_DEVICE_TYPE_GPU, "NVIDIA", {"nvidia-gpu", 0, 128, 8, 1, 1, 0, 1, 16, 1, 0, 8, 8, 64, 1024, 16}},
-    {CL_DEVICE_TYPE_GPU, "Advanced Micro Devices", {"amd-gpu", 0, 256, 8, 1, 1, 0, 0, 16, 0, 0, 8, 8, 64, 1024, 16}},
-    {CL_DEVICE_TYPE_GPU, "Intel", {"intel-gpu", 0, 128, 8, 1, 1, 0, 0, 16, 0, 0, 8, 8, 64, 512, 16}},
-    {CL_DEVICE_TYPE_GPU, NULL, {"gpu", 0, 128, 8, 1, 1, 0, 0, 16, 0, 0, 8, 4, 64, 512, 16}},
-    {CL_DEVICE_TYPE_ACCELERATOR, NULL, {"accelerator", 0, 128, 8, 1, 1, 0, 0, 16, 0, 0, 8, 4, 64, 512, 16}},
+     * The tensor-core shape (8-head groups, 16-bit) fills the device with 2 work-groups per CU,
+     * the others with 8, and no split is shorter than 256 tokens (bench/results/opencl/fourth:
+     * each the faster choice on its shapes).
+     *  name        serial wg kcp passes vpre maxrreg warp tile mma pref gh groups minsplit maxsplit seqinl mgroups */
+    {CL_DEVICE_TYPE_GPU, "NVIDIA", {"nvidia-gpu", 0, 128, 8, 1, 1, 0, 1, 16, 1, 0, 8, 8, 256, 1024, 16, 2}},
+    {CL_DEVICE_TYPE_GPU, "Advanced Micro Devices", {"amd-gpu", 0, 256, 8, 1, 1, 0, 0, 16, 0, 0, 8, 8, 64, 1024, 16, 0}},
+    {CL_DEVICE_TYPE_GPU, "Intel", {"intel-gpu", 0, 128, 8, 1, 1, 0, 0, 16, 0, 0, 8, 8, 64, 512, 16, 0}},
+    {CL_DEVICE_TYPE_GPU, NULL, {"gpu", 0, 128, 8, 1, 1, 0, 0, 16, 0, 0, 8, 4, 64, 512, 16, 0}},
+    {CL_DEVICE_TYPE_ACCELERATOR, NULL, {"accelerator", 0, 128, 8, 1, 1, 0, 0, 16, 0, 0, 8, 4, 64, 512, 16, 0}},
     /* CPUs (PoCL, Intel's CPU runtime) want one contiguous chunk per work-item: a few chunks
      * per core for balance, each long enough to stream. */
-    {CL_DEVICE_TYPE_CPU, NULL, {"cpu", 1, 1, 1, 1, 1, 0, 0, 16, 0, 0, 16, 4, 512, 256, 16}},
-    {CL_DEVICE_TYPE_ALL, NULL, {"default", 0, 64, 4, 1, 1, 0, 0, 16, 0, 0, 8, 4, 64, 256, 16}},
+    {CL_DEVICE_TYPE_CPU, NULL, {"cpu", 1, 1, 1, 1, 1, 0, 0, 16, 0, 0, 16, 4, 512, 256, 16, 0}},
+    {CL_DEVICE_TYPE_ALL, NULL, {"default", 0, 64, 4, 1, 1, 0, 0, 16, 0, 0, 8, 4, 64, 256, 16, 0}},
 };
 
 static int rk_ocl_row_matches(const rk_ocl_param_row *row, const rk_ocl_device_info *dev) {
@@ -59,6 +62,7 @@ static void rk_ocl_apply_tune(const char *spec, rk_ocl_params *p) {
         {"seqinl", offsetof(rk_ocl_params, seq_inline)},
         {"gh", offsetof(rk_ocl_params, gh_max)},
         {"groups", offsetof(rk_ocl_params, groups_per_cu)},
+        {"mgroups", offsetof(rk_ocl_params, groups_mma)},
         {"minsplit", offsetof(rk_ocl_params, min_split_tokens)},
         {"maxsplit", offsetof(rk_ocl_params, max_split)},
     };
@@ -101,6 +105,7 @@ void rk_ocl_params_for(const rk_ocl_device_info *dev, rk_ocl_params *out) {
     out->tile = rk_ocl_pow2_floor(out->tile < 1 ? 1 : (out->tile > 64 ? 64 : out->tile));
     if (out->gh_max < 1) out->gh_max = 1;
     if (out->groups_per_cu < 1) out->groups_per_cu = 1;
+    if (out->groups_mma < 1) out->groups_mma = out->groups_per_cu;
     if (out->min_split_tokens < 1) out->min_split_tokens = 1;
     if (out->max_split < 1) out->max_split = 1;
     if (out->seq_inline > RK_OCL_SEQ_INLINE) out->seq_inline = RK_OCL_SEQ_INLINE;
@@ -111,9 +116,9 @@ rk_status rk_opencl_debug_params(rk_context *ctx, char *buf, size_t len) {
     if (!ctx->impl || ctx->be != &rk_backend_opencl) return RK_ERR_INVALID_ARG;
     const rk_ocl_params *p = &rk_ocl(ctx)->params;
     snprintf(buf, len, "%s: serial=%d,wg=%d,kcp=%d,passes=%d,vpre=%d,maxrreg=%d,warp=%d,tile=%d,"
-             "mma=%d,pref=%d,seqinl=%d,gh=%d,groups=%d,minsplit=%d,maxsplit=%d", p->entry,
+             "mma=%d,pref=%d,seqinl=%d,gh=%d,groups=%d,mgroups=%d,minsplit=%d,maxsplit=%d", p->entry,
              p->serial, p->wg, p->kcp, p->passes, p->vprefetch, p->maxrreg, p->warp, p->tile, p->mma,
-             p->prefetch, p->seq_inline, p->gh_max, p->groups_per_cu, p->min_split_tokens,
+             p->prefetch, p->seq_inline, p->gh_max, p->groups_per_cu, p->groups_mma, p->min_split_tokens,
              p->max_split);
     return RK_OK;
 }

@@ -653,11 +653,13 @@ inline void rk_warp_segment(global const rk_elem *kh, long kst, int shift, globa
 #if RK_R > 0
 #define RK_WGS (RK_NW * RK_LANES)
 #define RK_QSLICES (RK_R < RK_WGS ? RK_WGS / RK_R : 1) /* row slices of the projection */
-#define RK_QBATCH 16
+#define RK_QBATCH 32
+#define RK_QMU ((RK_D + RK_WGS - 1) / RK_WGS) /* δμ entries per work-item */
 /* q·R and q·δμ of one work-group's heads, once per (sequence, KV head, head chunk) for all the
  * splits that read them: qproj[b][h][0..R) and [R], unscaled as rk_qproj writes them. Work-item
  * t owns column t % R of a slice of the rows for every head, so one load of R feeds RK_GP FMA
- * chains; the slices' sums meet in qred [slices][RK_GP][R]. */
+ * chains; the slices' sums meet in qred [slices][RK_GP][R]. The loads that do not need q (δμ and
+ * the first RK_QBATCH rows of R) are issued with q's: the kernel is a chain of round trips. */
 kernel __attribute__((reqd_work_group_size(RK_NW * RK_LANES, 1, 1))) void
 rk_qproj_group(global const rk_elem *q, long q_off, long q_sb, long q_sh, global const float *Rm,
                global const float *dmu, int Hq, int Hkv, global float *qproj) {
@@ -666,12 +668,26 @@ rk_qproj_group(global const rk_elem *q, long q_off, long q_sb, long q_sh, global
     const int g = hg / RK_HEAD_CHUNKS, h0 = g * RK_G + (hg % RK_HEAD_CHUNKS) * RK_GH;
     const int nh = min(RK_GH, (g + 1) * RK_G - h0);
     local float qf[RK_GP * RK_D], qs[RK_GP * RK_R], bias[RK_GP], qred[RK_QSLICES * RK_GP * RK_R];
-    for (int i = lid; i < RK_GP * RK_D; i += RK_WGS)
-        qf[i] = rk_ld1(q + q_off + b * q_sb + (h0 + min(i / RK_D, nh - 1)) * q_sh, i % RK_D);
-    barrier(CLK_LOCAL_MEM_FENCE);
+    local float mus[RK_D];
     const long bg = (long)b * Hkv + g;
     global const float *Rb = Rm + bg * RK_D * RK_R, *mu = dmu + bg * RK_D;
     const int rows = (RK_D + RK_QSLICES - 1) / RK_QSLICES;
+    float rv[RK_QBATCH], muv[RK_QMU];
+    {
+        const int j = RK_R < RK_WGS ? lid % RK_R : lid, sl = RK_R < RK_WGS ? lid / RK_R : 0;
+        const int c0 = sl * rows, c1 = min(RK_D, (sl + 1) * rows);
+        #pragma unroll
+        for (int u = 0; u < RK_QBATCH; u++)
+            rv[u] = sl < RK_QSLICES && j < RK_R && c0 + u < c1 ? Rb[(c0 + u) * RK_R + j] : 0.0f;
+    }
+    #pragma unroll
+    for (int k = 0; k < RK_QMU; k++) muv[k] = lid + k * RK_WGS < RK_D ? mu[lid + k * RK_WGS] : 0.0f;
+    for (int i = lid; i < RK_GP * RK_D; i += RK_WGS)
+        qf[i] = rk_ld1(q + q_off + b * q_sb + (h0 + min(i / RK_D, nh - 1)) * q_sh, i % RK_D);
+    #pragma unroll
+    for (int k = 0; k < RK_QMU; k++)
+        if (lid + k * RK_WGS < RK_D) mus[lid + k * RK_WGS] = muv[k];
+    barrier(CLK_LOCAL_MEM_FENCE);
     for (int j0 = 0; j0 < RK_R; j0 += RK_WGS) {
         const int j = j0 + (RK_R < RK_WGS ? lid % RK_R : lid), sl = RK_R < RK_WGS ? lid / RK_R : 0;
         if (sl < RK_QSLICES && j < RK_R) {
@@ -679,11 +695,13 @@ rk_qproj_group(global const rk_elem *q, long q_off, long q_sb, long q_sh, global
             #pragma unroll
             for (int h = 0; h < RK_GP; h++) a[h] = 0.0f;
             const int c1 = min(RK_D, (sl + 1) * rows);
-            /* RK_QBATCH rows of R in flight per round trip (rows past c1 weigh zero) */
+            /* RK_QBATCH rows of R in flight per round trip (rows past c1 weigh zero); the first
+             * batch of the first column block was loaded above */
             for (int c0 = sl * rows; c0 < c1; c0 += RK_QBATCH) {
-                float rv[RK_QBATCH];
-                #pragma unroll
-                for (int u = 0; u < RK_QBATCH; u++) rv[u] = c0 + u < c1 ? Rb[(c0 + u) * RK_R + j] : 0.0f;
+                if (j0 > 0 || c0 > sl * rows)
+                    #pragma unroll
+                    for (int u = 0; u < RK_QBATCH; u++)
+                        rv[u] = c0 + u < c1 ? Rb[(c0 + u) * RK_R + j] : 0.0f;
                 #pragma unroll
                 for (int u = 0; u < RK_QBATCH; u++) {
                     const int c = min(c0 + u, RK_D - 1);
@@ -706,7 +724,7 @@ rk_qproj_group(global const rk_elem *q, long q_off, long q_sb, long q_sh, global
     }
     for (int h = warp; h < RK_GP; h += RK_NW) {
         float sum = 0.0f;
-        for (int c = lane; c < RK_D; c += RK_LANES) sum = fma(qf[h * RK_D + c], mu[c], sum);
+        for (int c = lane; c < RK_D; c += RK_LANES) sum = fma(qf[h * RK_D + c], mus[c], sum);
         #pragma unroll
         for (int o = RK_LANES / 2; o > 0; o /= 2) sum += rk_shfl_xor(sum, o);
         if (lane == 0) bias[h] = sum;
