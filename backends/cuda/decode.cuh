@@ -802,7 +802,8 @@ __global__ void __launch_bounds__(RK_THREADS) rk_decode_combine(const rk_dec_par
  * first tile's loads before the prologue and each next tile's before computing the current one,
  * so the projection and every tile overlap a load round trip; the second register set costs the
  * 3-blocks/SM budget, so the host takes it for dense decode and for sparse decode only with
- * 128-byte K rows on small grids (be_decode). */
+ * 128-byte K rows on small grids (be_decode). NT: threads per block; 256 (one block per SM) for
+ * the tensor-core path on grids of a few (sequence, KV head) units (be_decode). */
 template <int DT, int GT, int KC, int VC, int QS = 0, int PF = 0, int NT = RK_THREADS>
 __global__ void __launch_bounds__(NT, (RK_HAVE_MMA && GT == 8 && DT != DT_F32 && VC == 16 && !PF && NT == RK_THREADS) ? 3 : 1)
     rk_decode_vec(const rk_dec_params p) {
