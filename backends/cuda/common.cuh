@@ -39,6 +39,15 @@ typedef struct rk_gpu_ctx {
     size_t smem_per_block;   /* default dynamic shared memory limit per block */
     int pdl;                 /* programmatic dependent launch of decode kernels (sm_90+) */
     int prefetch;            /* decode tile prefetch variant: -1 the host rule (be_decode), 0 off, 1 on */
+    int early;               /* decode loads before griddepcontrol.wait: -1 the host rule, 0 off, 1 on */
+    int dec_nt;              /* decode block size: 0 the host rule, 128 or 256 forced */
+    /* the last work enqueued on the stream was a decode writing these buffers (be_decode; any
+     * other entry point clears it in rk_gpu_enter) */
+    int dec_prev_valid;
+    const void *dec_prev_out, *dec_prev_lse;
+    /* RK_DEC_TRACE builds: stamps of the trace_at-th sparse decode (RK_CUDA_DEC_TRACE) */
+    unsigned long long *trace;
+    int trace_at, n_sparse_dec, trace_grid[5];
     /* decode split workspace, grown on demand */
     float *partials;
     size_t partials_bytes;

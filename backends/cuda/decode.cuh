@@ -1,10 +1,13 @@
 /* Decode attention kernels: sparse-channel (span tokens scored in the pruned basis) and dense.
  *
- * Grid (split, KV head × head chunk, sequence); 128-thread blocks. A block reads its token range
+ * Grid (split, KV head × head chunk, sequence); 128-thread blocks (256 for the tensor-core path on
+ * small grids, template NT). A block reads its token range
  * of one KV head once and serves a chunk of up to GT query heads of that GQA group from it.
  * Warps take TILE-token tiles round-robin; per tile every lane issues all its 16-byte loads of V
  * and (on hot tiles) K before using any, so a warp keeps a whole tile of bytes in flight.
- * Online softmax runs in the log2 domain (scale·log2e folded into q) with f32 accumulation.
+ * Online softmax runs in the log2 domain (scale·log2e folded into q) with f32 accumulation; on the
+ * tensor-core path the K dot is transposed (heads × tokens) so each lane's logits are already the
+ * P fragment of the P·V MMA and the softmax runs in registers.
  * Splits over tokens leave (max, sum, acc) partials that rk_decode_combine merges, one block per
  * (sequence, query head), every split's loads in flight at once.
  *
@@ -77,12 +80,43 @@ static __device__ __forceinline__ void rk_mma16816(float *c, unsigned a0, unsign
  * before the previous kernel of the stream has finished, so it first waits for that kernel and
  * its memory, then lets the next kernel launch at once (it will wait in turn). This hides the
  * launch gaps between the decode, its combine and the next decode. No-ops elsewhere. */
-static __device__ __forceinline__ void rk_pdl_enter() {
+static __device__ __forceinline__ void rk_pdl_wait() {
 #if !defined(RK_HIP) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+static __device__ __forceinline__ void rk_pdl_trigger() {
+#if !defined(RK_HIP) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
 }
+
+static __device__ __forceinline__ void rk_pdl_enter() {
+    rk_pdl_wait();
+    rk_pdl_trigger();
+}
+
+/* Trace builds (-DRK_DEC_TRACE, CUDA): per-warp clock64 stamps of the decode's phases into
+ * p.trace (host: RK_CUDA_DEC_TRACE, see rk_cuda.cu). Compiled out otherwise. */
+#if defined(RK_DEC_TRACE) && !defined(RK_HIP)
+#define RK_TRACE 1
+static __device__ __forceinline__ unsigned long long rk_clk() {
+    unsigned long long v;
+    asm volatile("mov.u64 %0, %%clock64;" : "=l"(v)::"memory");
+    return v;
+}
+static __device__ __forceinline__ unsigned long long rk_gtimer() {
+    unsigned long long v;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(v)::"memory");
+    return v;
+}
+#define RK_TR_REC 16 /* u64 per warp record */
+#define RK_TR_COMBINE_OFF (8192 * RK_TR_REC)
+#define RK_TR_WORDS (RK_TR_COMBINE_OFF + 4096 * 8)
+#else
+#define RK_TRACE 0
+#endif
 
 /* Fragments of the tensor-core K dot (m16n8k16, lane g = lane / 4, q = lane % 4), one k-step of
  * 16 channels each. A: 4-byte pairs at this lane's column of rows g (r0) and g + 8 (r8); a row not
@@ -141,6 +175,8 @@ struct rk_dec_params {
     int n_split, split_len;
     float *part;                /* [B][Hq][S][dv] partial accumulators */
     float *part_ml;             /* [B][Hq][S] partial log2-sum-exp (M + log2 L) */
+    int early;                  /* PDL: read inputs before griddepcontrol.wait (rk_decode_vec) */
+    unsigned long long *trace;  /* RK_DEC_TRACE builds: phase stamps of one decode, else NULL */
     rk_dec_seq seq[RK_DEC_INLINE_SEQS];
 };
 
@@ -155,9 +191,9 @@ static __host__ __device__ inline int rk_dec_stage_rows(int d, int r) {
 }
 
 /* R chunk, δμ, then the projection's per-slice partial sums [slices][gt][r] */
-static __host__ __device__ inline size_t rk_dec_stage_floats(int gt, int d, int r) {
+static __host__ __device__ inline size_t rk_dec_stage_floats(int gt, int d, int r, int nt) {
     if (r <= 0) return 0;
-    const int ns = r < RK_THREADS ? RK_THREADS / r : 1;
+    const int ns = r < nt ? nt / r : 1;
     return (size_t)rk_dec_stage_rows(d, r) * r + d + (size_t)ns * gt * r;
 }
 
@@ -167,9 +203,9 @@ static __host__ __device__ inline size_t rk_dec_front_floats(int gt, int d, int 
 }
 
 static __host__ __device__ inline size_t rk_dec_smem_floats(int gt, int d, int r, int dv, int nw,
-                                                            int tile) {
+                                                            int tile, int nt) {
     const size_t tiles = 2 * (size_t)nw * gt * tile + 3 * (size_t)nw * gt + (size_t)nw * gt * dv;
-    const size_t stage = rk_dec_stage_floats(gt, d, r);
+    const size_t stage = rk_dec_stage_floats(gt, d, r, nt);
     return rk_dec_front_floats(gt, d, r) + (tiles > stage ? tiles : stage);
 }
 
@@ -197,14 +233,14 @@ static __device__ inline rk_dec_seq rk_dec_seq_of(const rk_dec_params &p, int b)
  * chunks (p.q_vec) take one vector load per chunk, usually one per thread; otherwise every
  * scalar load of a thread is in flight together (host keeps rows · d <= RK_Q_MAX · RK_THREADS). */
 #define RK_Q_MAX 16
-template <int DT>
+template <int DT, int NT = RK_THREADS>
 static __device__ __forceinline__ void rk_load_q(const rk_dec_params &p, float *dst, int b, int h0,
                                                  int nh, int rows) {
     constexpr int ESZ = rk_dt<DT>::size, VE = 16 / ESZ;
     const char *qb = p.q + (size_t)(b * p.q_b) * ESZ;
     if (p.q_vec) {
         const int cph = p.d / VE; /* chunks per head row */
-        for (int i = threadIdx.x; i < rows * cph; i += RK_THREADS) {
+        for (int i = threadIdx.x; i < rows * cph; i += NT) {
             const int h = i / cph, c = (i - h * cph) * VE;
             float v[VE];
             if (h < nh) {
@@ -223,46 +259,92 @@ static __device__ __forceinline__ void rk_load_q(const rk_dec_params &p, float *
     float t[RK_Q_MAX];
 #pragma unroll
     for (int k = 0; k < RK_Q_MAX; k++) {
-        const int i = threadIdx.x + k * RK_THREADS, h = i / p.d;
+        const int i = threadIdx.x + k * NT, h = i / p.d;
         t[k] = i < rows * p.d && h < nh ? rk_load<DT>(qb, (long long)(h0 + h) * p.q_h + i % p.d) : 0.0f;
     }
 #pragma unroll
     for (int k = 0; k < RK_Q_MAX; k++) {
-        const int i = threadIdx.x + k * RK_THREADS;
+        const int i = threadIdx.x + k * NT;
         if (i < rows * p.d) dst[i] = t[k] * p.qscale;
     }
 }
 
 /* Copy n floats of global memory into shared memory, every load of a thread in flight before
  * the first store (16-byte loads when src and n allow). */
+template <int NT = RK_THREADS>
 static __device__ __forceinline__ void rk_stage_floats(float *dst, const float *src, int n) {
     const int tid = threadIdx.x;
     if (n % 4 == 0 && (((size_t)src | (size_t)dst) & 15) == 0) {
         const float4 *s4 = (const float4 *)src;
-        for (int i0 = tid; i0 < n / 4; i0 += 8 * RK_THREADS) {
+        for (int i0 = tid; i0 < n / 4; i0 += 8 * NT) {
             float4 t[8];
 #pragma unroll
             for (int u = 0; u < 8; u++) {
-                const int i = i0 + u * RK_THREADS;
+                const int i = i0 + u * NT;
                 t[u] = i < n / 4 ? s4[i] : make_float4(0.f, 0.f, 0.f, 0.f);
             }
 #pragma unroll
             for (int u = 0; u < 8; u++)
-                if (i0 + u * RK_THREADS < n / 4) ((float4 *)dst)[i0 + u * RK_THREADS] = t[u];
+                if (i0 + u * NT < n / 4) ((float4 *)dst)[i0 + u * NT] = t[u];
         }
         return;
     }
-    for (int i0 = tid; i0 < n; i0 += 8 * RK_THREADS) {
+    for (int i0 = tid; i0 < n; i0 += 8 * NT) {
         float t[8];
 #pragma unroll
         for (int u = 0; u < 8; u++) {
-            const int i = i0 + u * RK_THREADS;
+            const int i = i0 + u * NT;
             t[u] = i < n ? src[i] : 0.0f;
         }
 #pragma unroll
         for (int u = 0; u < 8; u++)
-            if (i0 + u * RK_THREADS < n) dst[i0 + u * RK_THREADS] = t[u];
+            if (i0 + u * NT < n) dst[i0 + u * NT] = t[u];
     }
+}
+
+/* The prologue's loads in one round trip where the shapes allow (uniform test): R's first chunk
+ * (float4s), δμ (one float per thread) and q (one 16-byte chunk per thread) all go out before any
+ * shared-memory store. Issued as three helper calls, each store waited for its own loads (the
+ * compiler may not move a global load above a shared store through generic pointers), so these
+ * were three serial L2 round trips. false: take the general path. */
+template <int DT, int GT, int NT>
+static __device__ __forceinline__ bool rk_dec_prologue_loads(const rk_dec_params &p, const rk_dec_smem &sm,
+                                                            int b, int h0, int nh, const float *R,
+                                                            const float *dmu, int n_stage, float *sdmu) {
+    constexpr int ESZ = rk_dt<DT>::size, VE = 16 / ESZ, RU = (RK_QPROJ_CHUNK / 4 + NT - 1) / NT;
+    const int tid = threadIdx.x, d = p.d, cph = d / VE;
+    if (!(p.q_vec && GT * cph <= NT && d <= NT && n_stage % 4 == 0 && n_stage / 4 <= RU * NT &&
+          ((size_t)R & 15) == 0))
+        return false;
+    float4 rt[RU];
+#pragma unroll
+    for (int u = 0; u < RU; u++) {
+        const int i = tid + u * NT;
+        rt[u] = i < n_stage / 4 ? ((const float4 *)R)[i] : make_float4(0.f, 0.f, 0.f, 0.f);
+    }
+    const float dm = tid < d ? dmu[tid] : 0.0f;
+    const int h = tid / cph, c = (tid - h * cph) * VE;
+    const bool qlive = tid < GT * cph && h < nh;
+    uint4 qv = make_uint4(0u, 0u, 0u, 0u);
+    if (qlive) qv = *(const uint4 *)(p.q + ((size_t)(b * p.q_b) + (long long)(h0 + h) * p.q_h + c) * ESZ);
+#pragma unroll
+    for (int u = 0; u < RU; u++)
+        if (tid + u * NT < n_stage / 4) ((float4 *)sm.stage)[tid + u * NT] = rt[u];
+    if (tid < d) sdmu[tid] = dm;
+    if (tid < GT * cph) {
+        float v[VE];
+        if (qlive) {
+            rk_unpack16<DT>(qv, v);
+        } else {
+#pragma unroll
+            for (int e = 0; e < VE; e++) v[e] = 0.0f;
+        }
+#pragma unroll
+        for (int e = 0; e < VE; e += 4)
+            *(float4 *)(sm.q + h * d + c + e) =
+                make_float4(v[e] * p.qscale, v[e + 1] * p.qscale, v[e + 2] * p.qscale, v[e + 3] * p.qscale);
+    }
+    return true;
 }
 
 /* q of the block's heads into shared memory (scaled; zero rows past the group), and for sparse
@@ -273,25 +355,27 @@ static __device__ __forceinline__ void rk_stage_floats(float *dst, const float *
  * the rows (t / r) for all GT heads: one R load feeds GT independent FMA chains, and the slices'
  * partial sums meet in shared memory. At batch 1 every warp runs this once, so its instruction
  * count is a fixed part of the decode's latency. */
-template <int DT, int GT>
+template <int DT, int GT, int NT = RK_THREADS>
 static __device__ void rk_dec_prologue(const rk_dec_params &p, const rk_dec_smem &sm, int b,
                                        int g, int h0, int nh, bool need_span) {
     const int tid = threadIdx.x, lane = tid % RK_WARP, warp = tid / RK_WARP, d = p.d, r = p.r;
     if (!need_span) {
-        rk_load_q<DT>(p, sm.q, b, h0, nh, GT);
+        rk_load_q<DT, NT>(p, sm.q, b, h0, nh, GT);
         __syncthreads();
         return;
     }
     const size_t bg = (size_t)b * p.Hkv + g;
     const float *R = p.R + bg * d * r, *dmu = p.dmu + bg * d;
     const int rows = rk_dec_stage_rows(d, r);
-    const int ns = r < RK_THREADS ? RK_THREADS / r : 1; /* row slices */
+    const int ns = r < NT ? NT / r : 1; /* row slices */
     float *sdmu = sm.stage + rows * r, *red = sdmu + d;  /* red [ns][GT][r] */
-    for (int i = tid; i < d; i += RK_THREADS) sdmu[i] = dmu[i];
-    rk_stage_floats(sm.stage, R, rows * r);
-    rk_load_q<DT>(p, sm.q, b, h0, nh, GT);
+    if (!rk_dec_prologue_loads<DT, GT, NT>(p, sm, b, h0, nh, R, dmu, rows * r, sdmu)) {
+        for (int i = tid; i < d; i += NT) sdmu[i] = dmu[i];
+        rk_stage_floats<NT>(sm.stage, R, rows * r);
+        rk_load_q<DT, NT>(p, sm.q, b, h0, nh, GT);
+    }
     const int sl = tid / r;
-    for (int j0 = 0; j0 < r; j0 += RK_THREADS) { /* r > RK_THREADS: columns in passes */
+    for (int j0 = 0; j0 < r; j0 += NT) { /* r > NT: columns in passes */
         const int j = j0 + tid % r;
         float acc[GT];
 #pragma unroll
@@ -300,7 +384,7 @@ static __device__ void rk_dec_prologue(const rk_dec_params &p, const rk_dec_smem
             const int n_rows = min(rows, d - c0), per = (n_rows + ns - 1) / ns;
             if (c0 > 0) {
                 __syncthreads(); /* previous chunk consumed */
-                rk_stage_floats(sm.stage, R + (size_t)c0 * r, n_rows * r);
+                rk_stage_floats<NT>(sm.stage, R + (size_t)c0 * r, n_rows * r);
             }
             __syncthreads();
             if (sl < ns && j < r) {
@@ -327,16 +411,16 @@ static __device__ void rk_dec_prologue(const rk_dec_params &p, const rk_dec_smem
 #pragma unroll
             for (int h = 0; h < GT; h++) red[(sl * GT + h) * r + j] = acc[h];
         __syncthreads();
-        for (int o = tid; o < GT * r; o += RK_THREADS) {
+        for (int o = tid; o < GT * r; o += NT) {
             const int jj = o % r;
-            if (jj < j0 || jj >= j0 + RK_THREADS) continue;
+            if (jj < j0 || jj >= j0 + NT) continue;
             float a = 0.0f;
             for (int k = 0; k < ns; k++) a += red[k * GT * r + o];
             sm.qr[o] = a; /* zero past the group: those q rows are zero */
         }
         __syncthreads();
     }
-    for (int h = warp; h < GT; h += RK_NWARPS) {
+    for (int h = warp; h < GT; h += (NT / RK_WARP)) {
         float a = 0.0f;
         for (int c = lane; c < d; c += RK_WARP) a += sm.q[h * d + c] * sdmu[c];
         a = rk_warp_sum(a);
@@ -450,17 +534,36 @@ static __device__ void rk_dec_logits_mixed(const rk_dec_params &p, const rk_dec_
     }
 }
 
-/* Logits of a tile that mixes span rows, full-width rows and rows past the range end, on the
- * tensor cores (GQA 8, 16-bit, d a multiple of 16): each A fragment holds only rows of its kind
- * (zeros elsewhere), so one accumulator sums the span rows' (q·R)·(k·R) from the lane's q·R
- * fragments bq and the full rows' q·k, whose fragments are built from shared memory here (hi/lo
- * as in the hot path). Rows past t1 get -inf. */
+/* Transposed tensor-core K dot (GQA 8, 16-bit): C = A·B with A = the 8 heads' query (rows 0-7:
+ * the 16-bit hi part, rows 8-15: the residual lo part) and B = Kᵀ (channels × 8 tokens), one MMA per
+ * k-step and 8-token half. Lane (g, q) gets the logits of head g for tokens 2q, 2q+1 (half 0) and
+ * 2q+8, 2q+9 (half 1) as c[0] + c[2], c[1] + c[3]: the B-fragment layout of P in the P·V MMA, so
+ * the softmax runs in registers (quad shuffles) with no shared-memory round trip. The K fragments
+ * are the 4-byte pairs rk_kfrag loads (rows g and g + 8). */
+template <int DT>
+static __device__ __forceinline__ void rk_qfrag_t(const float *qh, bool live, unsigned *a) {
+    unsigned b[4];
+    rk_qfrag_hilo<DT>(qh, live, b); /* hi(2q), hi(2q+8), lo(2q), lo(2q+8) */
+    a[0] = b[0]; a[1] = b[2]; a[2] = b[1]; a[3] = b[3];
+}
+
+template <int DT>
+static __device__ __forceinline__ void rk_mma_t(float *c0, float *c1, const unsigned *a, const unsigned *k) {
+    rk_mma16816<DT>(c0, a[0], a[1], a[2], a[3], k[0], k[2]);
+    rk_mma16816<DT>(c1, a[0], a[1], a[2], a[3], k[1], k[3]);
+}
+
+/* Logits (transposed layout, x[4]) of a tile that mixes span rows, full-width rows and rows past
+ * the range end (GQA 8, 16-bit, d a multiple of 16): each B fragment holds only token columns of
+ * its kind (zeros elsewhere), so one accumulator pair sums the span tokens' (q·R)·(k·R) from the
+ * lane's q·R fragments aq and the full tokens' q·k, whose fragments are built from shared memory
+ * here (hi/lo as in the hot path). Tokens past t1 get -inf. */
 /* KB: full-width k-steps of a mixed tile in flight together (8: all of d 128) */
 template <int DT, int KSTEPS, int KB>
 static __device__ void rk_dec_logits_mma_mixed(const rk_dec_params &p, const rk_dec_smem &sm,
                                                const rk_dec_seq &s, int b, int g, int p0, int t1,
-                                               const unsigned (*bq)[4], const float *hbm, float *lg) {
-    constexpr int ESZ = rk_dt<DT>::size, TILE = RK_WARP / 2;
+                                               const unsigned (*aq)[4], float hb, float *x) {
+    constexpr int ESZ = rk_dt<DT>::size;
     const int lane = threadIdx.x % RK_WARP, mg = lane / 4, mq = lane % 4;
     const char *row[2];
     bool span[2], full[2];
@@ -482,7 +585,7 @@ static __device__ void rk_dec_logits_mma_mixed(const rk_dec_params &p, const rk_
      * mixed tiles are the critical path. The span MMAs run while the full rows are in flight. */
     const bool any_span = p.sparse && __any_sync(0xffffffffu, span[0] || span[1]);
     const bool any_full = __any_sync(0xffffffffu, full[0] || full[1]);
-    float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    float c0[4] = {0.0f, 0.0f, 0.0f, 0.0f}, c1[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     auto span_mmas = [&]() {
         if (!any_span) return;
 #pragma unroll
@@ -492,7 +595,7 @@ static __device__ void rk_dec_logits_mma_mixed(const rk_dec_params &p, const rk_
             for (int u = 0; u < KB && k0 + u < KSTEPS; u++)
                 rk_kfrag(row[0], row[1], span[0], span[1], k0 + u, as[u]);
 #pragma unroll
-            for (int u = 0; u < KB && k0 + u < KSTEPS; u++) rk_mma_hilo<DT>(c, as[u], bq[k0 + u]);
+            for (int u = 0; u < KB && k0 + u < KSTEPS; u++) rk_mma_t<DT>(c0, c1, aq[k0 + u], as[u]);
         }
     };
     const int full_steps = any_full ? p.d / 16 : 0;
@@ -507,15 +610,18 @@ static __device__ void rk_dec_logits_mma_mixed(const rk_dec_params &p, const rk_
 #pragma unroll
         for (int u = 0; u < KB; u++)
             if (f0 + u < full_steps) {
-                unsigned bf[4];
-                rk_qfrag_hilo<DT>(qh + 16 * (f0 + u), true, bf);
-                rk_mma_hilo<DT>(c, af[u], bf);
+                unsigned qf[4];
+                rk_qfrag_t<DT>(qh + 16 * (f0 + u), true, qf);
+                rk_mma_t<DT>(c0, c1, qf, af[u]);
             }
     }
-    lg[(2 * mq) * TILE + mg] = span[0] ? c[0] + hbm[0] : full[0] ? c[0] : -INFINITY;
-    lg[(2 * mq + 1) * TILE + mg] = span[0] ? c[1] + hbm[1] : full[0] ? c[1] : -INFINITY;
-    lg[(2 * mq) * TILE + mg + 8] = span[1] ? c[2] + hbm[0] : full[1] ? c[2] : -INFINITY;
-    lg[(2 * mq + 1) * TILE + mg + 8] = span[1] ? c[3] + hbm[1] : full[1] ? c[3] : -INFINITY;
+    const float v[4] = {c0[0] + c0[2], c0[1] + c0[3], c1[0] + c1[2], c1[1] + c1[3]};
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+        const int pos = p0 + 2 * mq + (e & 1) + 8 * (e >> 1);
+        const bool sp = pos < t1 && p.sparse && pos >= s.begin && pos < s.begin + s.span;
+        x[e] = pos >= t1 ? -INFINITY : sp ? v[e] + hb : v[e];
+    }
 }
 
 /* Combine the warps' (m, l, acc) of this block; with one split write the output, otherwise a
@@ -523,45 +629,82 @@ static __device__ void rk_dec_logits_mma_mixed(const rk_dec_params &p, const rk_
  * M + log2 L (so the combine needs no second round trip for weights). Each head's (max, sum) and
  * the warps' weights are found once, then every thread merges channels with one weighted sum over
  * the warps. */
-template <int DT>
+template <int DT, int NT = RK_THREADS, int MAXIT = 0>
 static __device__ void rk_dec_finish(const rk_dec_params &p, const rk_dec_smem &sm,
                                      const rk_dec_seq &s, int b, int h0, int nh, int gt,
-                                     int split, bool nonempty) {
+                                     int split, bool nonempty, bool early = false) {
     const int tid = threadIdx.x;
     const int S = p.n_split, dv = p.dv;
     __syncthreads();
     if (!nonempty) return;
-    float *fac = sm.alpha, *Mh = sm.p, *Lh = sm.p + gt; /* free once the token loop is over */
+    float *fac = sm.alpha, *Lh = sm.p; /* free once the token loop is over */
+    float ml = 0.0f;                   /* tid < nh: this head's lse (S 1) or log2-sum-exp */
     if (tid < nh) {
         float M = -INFINITY, L = 0.0f;
-        for (int w = 0; w < RK_NWARPS; w++) M = fmaxf(M, sm.m[w * gt + tid]);
-        for (int w = 0; w < RK_NWARPS; w++) {
+        for (int w = 0; w < (NT / RK_WARP); w++) M = fmaxf(M, sm.m[w * gt + tid]);
+        for (int w = 0; w < (NT / RK_WARP); w++) {
             const float l = sm.l[w * gt + tid]; /* 0: the warp saw no token */
             const float f = l > 0.0f ? exp2f(sm.m[w * gt + tid] - M) : 0.0f;
             fac[w * gt + tid] = f;
             L += l * f;
         }
-        Mh[tid] = M;
-        Lh[tid] = L;
-        const int hq = h0 + tid;
-        if (S == 1) {
-            if (p.lse) p.lse[b * p.l_b + hq * p.l_h] = (M + log2f(L)) * RK_LN2;
-        } else {
-            p.part_ml[((size_t)b * p.Hq + hq) * S + split] = L > 0.0f ? M + log2f(L) : -INFINITY;
-        }
+        Lh[tid] = L > 0.0f ? 1.0f / L : 0.0f; /* 1 / L from here on */
+        ml = S == 1 ? (M + log2f(L)) * RK_LN2 : L > 0.0f ? M + log2f(L) : -INFINITY;
     }
-    __syncthreads();
-    for (int h = 0; h < nh; h++) {
-        const int hq = h0 + h;
-        const float inv = Lh[h] > 0.0f ? 1.0f / Lh[h] : 0.0f;
-        float *part = S == 1 ? NULL : p.part + (((size_t)b * p.Hq + hq) * S + split) * dv;
-        for (int c = tid; c < dv; c += RK_THREADS) {
-            float A = 0.0f;
-#pragma unroll
-            for (int w = 0; w < RK_NWARPS; w++) A += sm.acc[(w * gt + h) * dv + c] * fac[w * gt + h];
-            if (S == 1) rk_store<DT>(p.out, (long long)b * p.o_b + (long long)hq * p.o_h + c, A * inv);
-            else part[c] = A * inv;
+    auto store_ml = [&]() {
+        if (tid < nh) {
+            const int hq = h0 + tid;
+            if (S == 1) {
+                if (p.lse) p.lse[b * p.l_b + hq * p.l_h] = ml;
+            } else {
+                p.part_ml[((size_t)b * p.Hq + hq) * S + split] = ml;
+            }
         }
+    };
+    __syncthreads();
+    if constexpr (MAXIT > 0) {
+        /* fast path (dv fixed at compile time): the items' sums first, then (early decodes:
+         * after the wait for the previous kernel) every global store */
+        float Av[MAXIT];
+        int h = tid / dv, c = tid % dv;
+#pragma unroll
+        for (int it = 0; it < MAXIT; it++) {
+            float A = 0.0f;
+            if (h < nh) {
+#pragma unroll
+                for (int w = 0; w < (NT / RK_WARP); w++) A += sm.acc[(w * gt + h) * dv + c] * fac[w * gt + h];
+                A *= Lh[h];
+            }
+            Av[it] = A;
+            for (c += NT; c >= dv; c -= dv) h++;
+        }
+        if (early) rk_pdl_enter();
+        store_ml();
+        h = tid / dv;
+        c = tid % dv;
+#pragma unroll
+        for (int it = 0; it < MAXIT; it++) {
+            if (h < nh) {
+                const int hq = h0 + h;
+                if (S == 1) rk_store<DT>(p.out, (long long)b * p.o_b + (long long)hq * p.o_h + c, Av[it]);
+                else p.part[(((size_t)b * p.Hq + hq) * S + split) * dv + c] = Av[it];
+            }
+            for (c += NT; c >= dv; c -= dv) h++;
+        }
+        return;
+    }
+    if (early) rk_pdl_enter();
+    store_ml();
+    /* (head, channel) items, NT at a time (h, c advance without a division) */
+    for (int h = tid / dv, c = tid % dv; h < nh;) {
+        const int hq = h0 + h;
+        const float inv = Lh[h];
+        float A = 0.0f;
+#pragma unroll
+        for (int w = 0; w < (NT / RK_WARP); w++) A += sm.acc[(w * gt + h) * dv + c] * fac[w * gt + h];
+        if (S == 1) rk_store<DT>(p.out, (long long)b * p.o_b + (long long)hq * p.o_h + c, A * inv);
+        else p.part[(((size_t)b * p.Hq + hq) * S + split) * dv + c] = A * inv;
+        for (c += NT; c >= dv; c -= dv) h++;
     }
 }
 
@@ -572,7 +715,14 @@ static __device__ void rk_dec_finish(const rk_dec_params &p, const rk_dec_smem &
 #define RK_COMB_U 12
 template <int DT>
 __global__ void __launch_bounds__(RK_THREADS) rk_decode_combine(const rk_dec_params p) {
+#if RK_TRACE
+    unsigned long long *trc = p.trace && threadIdx.x == 0 ? p.trace + RK_TR_COMBINE_OFF + (size_t)blockIdx.x * 8 : NULL;
+    if (trc) { trc[0] = rk_gtimer(); trc[3] = rk_clk(); }
+#endif
     rk_pdl_enter();
+#if RK_TRACE
+    if (trc) { trc[1] = rk_gtimer(); trc[4] = rk_clk(); }
+#endif
     const int tid = threadIdx.x;
     const int b = blockIdx.x / p.Hq, hq = blockIdx.x % p.Hq, S = p.n_split, dv = p.dv;
     const rk_dec_seq s = rk_dec_seq_of(p, b);
@@ -641,6 +791,9 @@ __global__ void __launch_bounds__(RK_THREADS) rk_decode_combine(const rk_dec_par
             if (item == 0 && p.lse) p.lse[b * p.l_b + hq * p.l_h] = (M + log2f(L)) * RK_LN2;
         }
     }
+#if RK_TRACE
+    if (trc) { trc[2] = rk_gtimer(); trc[5] = rk_clk(); }
+#endif
 }
 
 /* Fast path. KC / VC: 16-byte chunks per hot K row (r for sparse, d for dense) and per V row.
@@ -649,11 +802,27 @@ __global__ void __launch_bounds__(RK_THREADS) rk_decode_combine(const rk_dec_par
  * first tile's loads before the prologue and each next tile's before computing the current one,
  * so the projection and every tile overlap a load round trip; the second register set costs the
  * 3-blocks/SM budget, so the host takes it for dense decode and for sparse decode only with
- * 128-byte K rows on small grids (be_decode). */
-template <int DT, int GT, int KC, int VC, int QS = 0, int PF = 0>
-__global__ void __launch_bounds__(RK_THREADS, (RK_HAVE_MMA && GT == 8 && DT != DT_F32 && VC == 16 && !PF) ? 3 : 1)
+ * 128-byte K rows on small grids (be_decode). NT: threads per block; 256 (one block per SM) for
+ * the tensor-core path on grids of a few (sequence, KV head) units (be_decode). */
+template <int DT, int GT, int KC, int VC, int QS = 0, int PF = 0, int NT = RK_THREADS>
+__global__ void __launch_bounds__(NT, (RK_HAVE_MMA && GT == 8 && DT != DT_F32 && VC == 16 && !PF && NT == RK_THREADS) ? 3 : 1)
     rk_decode_vec(const rk_dec_params p) {
-    rk_pdl_enter();
+#if RK_TRACE
+    unsigned long long *trw = p.trace ? p.trace + ((size_t)((blockIdx.z * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x) * (NT / RK_WARP) + threadIdx.x / RK_WARP) * RK_TR_REC : NULL;
+    unsigned long long tr_tile[4] = {0, 0, 0, 0}, tr_mixed = 0, tr_nt = 0, tr_nm = 0;
+    if (trw && threadIdx.x % RK_WARP == 0) {
+        trw[0] = rk_gtimer();
+        trw[1] = rk_clk();
+    }
+#endif
+    /* early (host rule in be_decode): the previous kernel of the stream writes none of this
+     * decode's inputs, so only the writes (finish) wait for it; the loads and math overlap it.
+     * The next kernel is let in only after the wait either way: the kernels before the previous
+     * one have then finished, so only the previous one can still be running beside our loads. */
+    if (!p.early) rk_pdl_enter();
+#if RK_TRACE
+    if (trw && threadIdx.x % RK_WARP == 0) trw[2] = rk_clk();
+#endif
     constexpr int ESZ = rk_dt<DT>::size;
     constexpr int VE = 16 / ESZ;             /* elements per 16-byte chunk */
     constexpr int TILE = RK_WARP / 2;        /* tokens per warp tile */
@@ -673,7 +842,7 @@ __global__ void __launch_bounds__(RK_THREADS, (RK_HAVE_MMA && GT == 8 && DT != D
     constexpr int KSTEPS = KC * VE / 16;
     constexpr bool QSX = QS || MMA; /* no FFMA query slice in registers on the MMA path */
     /* full-width k-steps of a mixed tile loaded together: all of d 128 where registers allow */
-    constexpr int mixed_kb = PF ? (KSTEPS >= 8 ? 4 : 8) : KSTEPS >= 4 ? 2 : 4;
+    constexpr int mixed_kb = PF || NT > RK_THREADS ? (KSTEPS >= 8 ? 4 : 8) : KSTEPS >= 4 ? 2 : 4;
 
     extern __shared__ float rk_smem[];
     const int tid = threadIdx.x, lane = tid % RK_WARP, warp = tid / RK_WARP;
@@ -681,7 +850,8 @@ __global__ void __launch_bounds__(RK_THREADS, (RK_HAVE_MMA && GT == 8 && DT != D
     const int h0 = g * p.G + chunk * GT, nh = min(GT, p.G - chunk * GT);
     const rk_dec_seq s = rk_dec_seq_of(p, b);
     const int t0 = split * p.split_len, t1 = min(t0 + p.split_len, s.len);
-    const rk_dec_smem sm = rk_dec_carve(rk_smem, GT, p.d, p.r, p.dv, RK_NWARPS, TILE);
+    constexpr int NW = NT / RK_WARP;
+    const rk_dec_smem sm = rk_dec_carve(rk_smem, GT, p.d, p.r, p.dv, NW, TILE);
     const bool nonempty = t0 < t1;
     static_assert(!PF || MMA, "prefetch is a tensor-core path variant");
     if (nonempty) {
@@ -725,9 +895,12 @@ __global__ void __launch_bounds__(RK_THREADS, (RK_HAVE_MMA && GT == 8 && DT != D
         constexpr int NB = PF ? 2 : 1; /* register sets: current tile, next tile */
         uint4 vbuf[NB][VSLOTS];
         unsigned kbuf[NB][MMA ? KSTEPS : 1][4];
-        const int p_first = t0 + warp * TILE, p_step = RK_NWARPS * TILE;
+        const int p_first = t0 + warp * TILE, p_step = NW * TILE;
         if (PF && p_first < t1) tile_loads(p_first, vbuf[0], kbuf[0]);
-        rk_dec_prologue<DT, GT>(p, sm, b, g, h0, nh, need_span);
+        rk_dec_prologue<DT, GT, NT>(p, sm, b, g, h0, nh, need_span);
+#if RK_TRACE
+        if (trw && lane == 0) trw[3] = rk_clk();
+#endif
 
         /* this lane's slice of the hot query: heads × one 16-byte chunk of channels */
         const float *hot_q = p.sparse ? sm.qr : sm.q;
@@ -751,17 +924,14 @@ __global__ void __launch_bounds__(RK_THREADS, (RK_HAVE_MMA && GT == 8 && DT != D
         for (int mb = 0; mb < (MMA ? 8 : 1); mb++)
 #pragma unroll
             for (int e = 0; e < 4; e++) accm[mb][e] = 0.0f;
-        unsigned bq[MMA ? KSTEPS : 1][4];
-        float hbm[2] = {0.0f, 0.0f}; /* MMA: bias of heads 2·mq, 2·mq + 1 */
+        unsigned bq[MMA ? KSTEPS : 1][4]; /* MMA: A fragments of head mg's hot query (rk_qfrag_t) */
+        float hbg = 0.0f;                   /* MMA: bias of head mg */
         if (MMA) {
             const bool live = need_span || !p.sparse;
 #pragma unroll
             for (int ks = 0; ks < KSTEPS; ks++)
-                rk_qfrag_hilo<DT>(hot_q + mg * hot_w + 16 * ks + 2 * mq, live, bq[ks]);
-            if (need_span) {
-                hbm[0] = sm.bias[(2 * mq) % GT];
-                hbm[1] = sm.bias[(2 * mq + 1) % GT];
-            }
+                rk_qfrag_t<DT>(hot_q + mg * hot_w + 16 * ks + 2 * mq, live, bq[ks]);
+            if (need_span) hbg = sm.bias[mg % GT];
         }
         float m_run = -INFINITY, l_run = 0.0f;
         const int sm_head = lane / LPH, sm_j = lane % LPH;
@@ -769,6 +939,10 @@ __global__ void __launch_bounds__(RK_THREADS, (RK_HAVE_MMA && GT == 8 && DT != D
         float *pw = sm.p + warp * TILE * GT;
 
         for (int p0 = p_first; p0 < t1; p0 += p_step) {
+#if RK_TRACE
+            const unsigned long long tr_a = rk_clk();
+            unsigned long long tr_b = 0, tr_c = 0;
+#endif
             uint4 *vb = vbuf[0];
             unsigned (*ka)[4] = kbuf[0];
             if (PF) { /* the next tile's loads go out before this tile's math */
@@ -777,97 +951,59 @@ __global__ void __launch_bounds__(RK_THREADS, (RK_HAVE_MMA && GT == 8 && DT != D
                 v_loads(p0, vb);
             }
             const bool hot = is_hot(p0);
-            if (hot && MMA) {
-                if (!PF) k_loads(p0, ka); /* K registers live only across the dot */
-                float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+            if constexpr (MMA) {
+                /* logits of head mg, tokens 2mq, 2mq + 1, 2mq + 8, 2mq + 9 in registers */
+                float xr[4];
+                if (hot) {
+                    if (!PF) k_loads(p0, ka); /* K registers live only across the dot */
+                    float c0[4] = {0.0f, 0.0f, 0.0f, 0.0f}, c1[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
-                for (int ks = 0; ks < KSTEPS; ks++) rk_mma_hilo<DT>(c, ka[ks], bq[ks]);
-                lg[(2 * mq) * TILE + mg] = c[0] + hbm[0];
-                lg[(2 * mq + 1) * TILE + mg] = c[1] + hbm[1];
-                lg[(2 * mq) * TILE + mg + 8] = c[2] + hbm[0];
-                lg[(2 * mq + 1) * TILE + mg + 8] = c[3] + hbm[1];
-            } else if (hot) {
-                const char *kb = kbase + (size_t)(p0 - hot_lo) * kt * ESZ + kchunk * 16;
-                uint4 kr[KSLOTS];
+                    for (int ks = 0; ks < KSTEPS; ks++) rk_mma_t<DT>(c0, c1, bq[ks], ka[ks]);
+                    xr[0] = c0[0] + c0[2] + hbg;
+                    xr[1] = c0[1] + c0[3] + hbg;
+                    xr[2] = c1[0] + c1[2] + hbg;
+                    xr[3] = c1[1] + c1[3] + hbg;
+                } else if (p.d % 16 == 0) {
+                    rk_dec_logits_mma_mixed<DT, KSTEPS, mixed_kb>(p, sm, s, b, g, p0, t1, bq, hbg, xr);
+                } else {
+                    rk_dec_logits_mixed<DT, GT>(p, sm, s, b, g, p0, min(TILE, t1 - p0), TILE,
+                                                p.d * ESZ / 16, lg);
+                    __syncwarp();
 #pragma unroll
-                for (int sl = 0; sl < KSLOTS; sl++)
-                    kr[sl] = *(const uint4 *)(kb + (size_t)(sl * KTPP + lane / KC) * kt * ESZ);
-#pragma unroll
-                for (int sl = 0; sl < KSLOTS; sl++) {
-                    float kv[VE];
-                    rk_unpack16<DT>(kr[sl], kv);
-                    float part[GT];
-#pragma unroll
-                    for (int h = 0; h < GT; h++) {
-                        float a = 0.0f;
-                        if (QSX) {
-                            const float4 *q4 = (const float4 *)(qs + h * hot_w);
-#pragma unroll
-                            for (int e = 0; e < VE / 4; e++) {
-                                const float4 w = q4[e];
-                                a += w.x * kv[4 * e] + w.y * kv[4 * e + 1] + w.z * kv[4 * e + 2] + w.w * kv[4 * e + 3];
-                            }
-                        } else {
-#pragma unroll
-                            for (int e = 0; e < VE; e++) a += qx[QSX ? 0 : h][e] * kv[e];
-                        }
-                        part[h] = a;
-                    }
-#pragma unroll
-                    for (int o = KC / 2; o > 0; o >>= 1)
-#pragma unroll
-                        for (int h = 0; h < GT; h++) part[h] += __shfl_xor_sync(0xffffffffu, part[h], o);
-                    if (kchunk == 0) {
-                        const int tok = sl * KTPP + lane / KC;
-#pragma unroll
-                        for (int h = 0; h < GT; h++) lg[h * TILE + tok] = part[h] + hb[h];
-                    }
+                    for (int e = 0; e < 4; e++) xr[e] = lg[mg * TILE + 2 * mq + (e & 1) + 8 * (e >> 1)];
+                    __syncwarp();
                 }
-            } else if (MMA && p.d % 16 == 0) {
-                rk_dec_logits_mma_mixed<DT, KSTEPS, mixed_kb>(p, sm, s, b, g, p0, t1, bq, hbm, lg);
-            } else {
-                rk_dec_logits_mixed<DT, GT>(p, sm, s, b, g, p0, min(TILE, t1 - p0), TILE,
-                                            p.d * ESZ / 16, lg);
-            }
-            __syncwarp();
-
-            /* online softmax: LPH lanes per head, TPL tokens each */
-            {
-                const int hh = sm_head < GT ? sm_head : GT - 1;
-                float x[TPL], mx = -INFINITY;
-#pragma unroll
-                for (int i = 0; i < TPL; i++) {
-                    x[i] = lg[hh * TILE + sm_j * TPL + i];
-                    mx = fmaxf(mx, x[i]);
-                }
-#pragma unroll
-                for (int o = LPH / 2; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+#if RK_TRACE
+                tr_b = rk_clk();
+                if (hot) { tr_tile[0] += tr_b - tr_a; tr_nt++; } else { tr_mixed += tr_b - tr_a; tr_nm++; }
+#endif
+                /* online softmax of head mg over its quad (4 lanes × 4 tokens) */
+                float mx = fmaxf(fmaxf(xr[0], xr[1]), fmaxf(xr[2], xr[3]));
+                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
                 const float m_new = fmaxf(m_run, mx); /* finite: a tile holds a valid token */
                 const float alpha = exp2f(m_run - m_new);
-                float sum = 0.0f;
+                float pr[4];
 #pragma unroll
-                for (int i = 0; i < TPL; i++) {
-                    float pr = exp2f(x[i] - m_new);
-                    sum += pr;
-                    if (sm_head < GT) pw[(sm_j * TPL + i) * GT + hh] = pr;
-                }
-#pragma unroll
-                for (int o = LPH / 2; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+                for (int e = 0; e < 4; e++) pr[e] = exp2f(xr[e] - m_new);
+                float sum = (pr[0] + pr[1]) + (pr[2] + pr[3]);
+                sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+                sum += __shfl_xor_sync(0xffffffffu, sum, 2);
                 l_run = l_run * alpha + sum;
                 m_run = m_new;
-                if (sm_head < GT && sm_j == 0) sm.alpha[warp * GT + hh] = alpha;
-            }
-            __syncwarp();
-
-            if (MMA) {
-                const float a0 = sm.alpha[warp * GT + 2 * mq], a1 = sm.alpha[warp * GT + 2 * mq + 1];
+#if RK_TRACE
+                tr_c = rk_clk();
+                tr_tile[1] += tr_c - tr_b;
+#endif
+                /* alpha of heads 2q, 2q + 1 (the C columns of this lane) from their quads */
+                const float a0 = __shfl_sync(0xffffffffu, alpha, 8 * mq), a1 = __shfl_sync(0xffffffffu, alpha, 8 * mq + 4);
 #pragma unroll
                 for (int mb = 0; mb < 8; mb++) {
                     accm[mb][0] *= a0; accm[mb][1] *= a1; accm[mb][2] *= a0; accm[mb][3] *= a1;
                 }
-                /* B = P: tokens (2q, 2q+1) and (2q+8, 2q+9) of head g */
-                const unsigned b0 = rk_pack_p<DT>(pw[(2 * mq) * GT + mg], pw[(2 * mq + 1) * GT + mg]);
-                const unsigned b1 = rk_pack_p<DT>(pw[(2 * mq + 8) * GT + mg], pw[(2 * mq + 9) * GT + mg]);
+                /* B = P: tokens (2q, 2q+1) and (2q+8, 2q+9) of head g, this lane's own */
+                const unsigned b0 = rk_pack_p<DT>(pr[0], pr[1]);
+                const unsigned b1 = rk_pack_p<DT>(pr[2], pr[3]);
 #pragma unroll
                 for (int u = 0; u < 2; u++)
 #pragma unroll
@@ -878,25 +1014,102 @@ __global__ void __launch_bounds__(RK_THREADS, (RK_HAVE_MMA && GT == 8 && DT != D
                                         __byte_perm(t0[w], t1w[w], 0x7632), __byte_perm(t8[w], t9[w], 0x5410),
                                         __byte_perm(t8[w], t9[w], 0x7632), b0, b1);
                     }
-            } else {
+            } else { /* FFMA path */
+                if (hot) {
+                    const char *kb = kbase + (size_t)(p0 - hot_lo) * kt * ESZ + kchunk * 16;
+                    uint4 kr[KSLOTS];
 #pragma unroll
-            for (int h = 0; h < (MMA ? 1 : GT); h++) {
-                const float a = sm.alpha[warp * GT + h];
+                    for (int sl = 0; sl < KSLOTS; sl++)
+                        kr[sl] = *(const uint4 *)(kb + (size_t)(sl * KTPP + lane / KC) * kt * ESZ);
 #pragma unroll
-                for (int e = 0; e < VE; e++) acc[h][e] *= a;
-            }
+                    for (int sl = 0; sl < KSLOTS; sl++) {
+                        float kv[VE];
+                        rk_unpack16<DT>(kr[sl], kv);
+                        float part[GT];
 #pragma unroll
-            for (int sl = 0; sl < VSLOTS; sl++) {
-                float vv[VE];
-                rk_unpack16<DT>(vb[sl], vv);
-                const float *pt = pw + (sl * VTPP + lane / VC) * GT;
+                        for (int h = 0; h < GT; h++) {
+                            float a = 0.0f;
+                            if (QSX) {
+                                const float4 *q4 = (const float4 *)(qs + h * hot_w);
+#pragma unroll
+                                for (int e = 0; e < VE / 4; e++) {
+                                    const float4 w = q4[e];
+                                    a += w.x * kv[4 * e] + w.y * kv[4 * e + 1] + w.z * kv[4 * e + 2] + w.w * kv[4 * e + 3];
+                                }
+                            } else {
+#pragma unroll
+                                for (int e = 0; e < VE; e++) a += qx[QSX ? 0 : h][e] * kv[e];
+                            }
+                            part[h] = a;
+                        }
+#pragma unroll
+                        for (int o = KC / 2; o > 0; o >>= 1)
+#pragma unroll
+                            for (int h = 0; h < GT; h++) part[h] += __shfl_xor_sync(0xffffffffu, part[h], o);
+                        if (kchunk == 0) {
+                            const int tok = sl * KTPP + lane / KC;
+#pragma unroll
+                            for (int h = 0; h < GT; h++) lg[h * TILE + tok] = part[h] + hb[h];
+                        }
+                    }
+                } else {
+                    rk_dec_logits_mixed<DT, GT>(p, sm, s, b, g, p0, min(TILE, t1 - p0), TILE,
+                                                p.d * ESZ / 16, lg);
+                }
+                __syncwarp();
+#if RK_TRACE
+                tr_b = rk_clk();
+                if (hot) { tr_tile[0] += tr_b - tr_a; tr_nt++; } else { tr_mixed += tr_b - tr_a; tr_nm++; }
+#endif
+                /* online softmax: LPH lanes per head, TPL tokens each */
+                {
+                    const int hh = sm_head < GT ? sm_head : GT - 1;
+                    float x[TPL], mx = -INFINITY;
+#pragma unroll
+                    for (int i = 0; i < TPL; i++) {
+                        x[i] = lg[hh * TILE + sm_j * TPL + i];
+                        mx = fmaxf(mx, x[i]);
+                    }
+#pragma unroll
+                    for (int o = LPH / 2; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+                    const float m_new = fmaxf(m_run, mx); /* finite: a tile holds a valid token */
+                    const float alpha = exp2f(m_run - m_new);
+                    float sum = 0.0f;
+#pragma unroll
+                    for (int i = 0; i < TPL; i++) {
+                        float pr = exp2f(x[i] - m_new);
+                        sum += pr;
+                        if (sm_head < GT) pw[(sm_j * TPL + i) * GT + hh] = pr;
+                    }
+#pragma unroll
+                    for (int o = LPH / 2; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+                    l_run = l_run * alpha + sum;
+                    m_run = m_new;
+                    if (sm_head < GT && sm_j == 0) sm.alpha[warp * GT + hh] = alpha;
+                }
+                __syncwarp();
+#if RK_TRACE
+                tr_c = rk_clk();
+                tr_tile[1] += tr_c - tr_b;
+#endif
 #pragma unroll
                 for (int h = 0; h < (MMA ? 1 : GT); h++) {
-                    const float ph = pt[h];
+                    const float a = sm.alpha[warp * GT + h];
 #pragma unroll
-                    for (int e = 0; e < VE; e++) acc[h][e] += ph * vv[e];
+                    for (int e = 0; e < VE; e++) acc[h][e] *= a;
                 }
-            }
+#pragma unroll
+                for (int sl = 0; sl < VSLOTS; sl++) {
+                    float vv[VE];
+                    rk_unpack16<DT>(vb[sl], vv);
+                    const float *pt = pw + (sl * VTPP + lane / VC) * GT;
+#pragma unroll
+                    for (int h = 0; h < (MMA ? 1 : GT); h++) {
+                        const float ph = pt[h];
+#pragma unroll
+                        for (int e = 0; e < VE; e++) acc[h][e] += ph * vv[e];
+                    }
+                }
             }
             if (PF) { /* the next tile's registers become the current ones */
 #pragma unroll
@@ -907,7 +1120,17 @@ __global__ void __launch_bounds__(RK_THREADS, (RK_HAVE_MMA && GT == 8 && DT != D
                     for (int e = 0; e < 4; e++) kbuf[0][ks][e] = kbuf[NB - 1][ks][e];
             }
             __syncwarp();
+#if RK_TRACE
+            tr_tile[2] += rk_clk() - tr_c;
+#endif
         }
+#if RK_TRACE
+        if (trw && lane == 0) {
+            trw[4] = rk_clk();
+            trw[7] = tr_nt; trw[8] = tr_tile[0]; trw[9] = tr_tile[1]; trw[10] = tr_tile[2];
+            trw[11] = tr_nm; trw[12] = tr_mixed;
+        }
+#endif
 
         /* fold the token sub-groups of the warp, then publish this warp's state */
         if (MMA) {
@@ -935,7 +1158,22 @@ __global__ void __launch_bounds__(RK_THREADS, (RK_HAVE_MMA && GT == 8 && DT != D
             sm.l[warp * GT + sm_head] = l_run;
         }
     }
-    rk_dec_finish<DT>(p, sm, s, b, h0, nh, GT, split, nonempty);
+#if RK_TRACE
+    if (trw && threadIdx.x % RK_WARP == 0) trw[13] = rk_clk();
+#endif
+    /* early: the finish waits for the previous kernel (rk_pdl_enter) right before its first
+     * global store, once the block's own merge is done */
+    constexpr int DVC = VC * 16 / ESZ; /* dv on this path (V rows of VC chunks) */
+    rk_dec_finish<DT, NT, (GT * DVC + NT - 1) / NT>(p, sm, s, b, h0, nh, GT, split, nonempty, p.early);
+#if RK_TRACE
+    if (trw && threadIdx.x % RK_WARP == 0) {
+        unsigned smid;
+        asm volatile("mov.u32 %0, %%smid;" : "=r"(smid));
+        trw[5] = rk_clk();
+        trw[6] = rk_gtimer();
+        trw[14] = smid;
+    }
+#endif
 }
 
 /* Generic path: one query head per block (gt = 1), one token at a time per warp, scalar loads. */

@@ -46,6 +46,7 @@ static rk_status be_device_name(size_t index, char *buf, size_t buf_len) {
 
 /* Make the context's device current for this host thread (contexts may use different devices). */
 static rk_status rk_gpu_enter(rk_context *ctx) {
+    rk_gpu(ctx)->dec_prev_valid = 0; /* whatever this call enqueues is no decode (be_decode) */
     return rk_gpu_check(ctx, cudaSetDevice(rk_gpu(ctx)->device), "cudaSetDevice");
 }
 
@@ -55,6 +56,32 @@ static void be_context_free(rk_context *ctx) {
     /* teardown: errors cannot be reported any more, and the memory goes with the process */
     (void)cudaSetDevice(g->device);
     if (g->stream) (void)cudaStreamSynchronize(g->stream);
+#if RK_TRACE
+    if (g->trace) {
+        const size_t words = RK_TR_WORDS;
+        unsigned long long *h = (unsigned long long *)malloc(words * 8);
+        const char *path = getenv("RK_CUDA_DEC_TRACE_FILE");
+        FILE *f = fopen(path ? path : "rk_dec_trace.txt", "w");
+        if (h && f && cudaMemcpy(h, g->trace, words * 8, cudaMemcpyDeviceToHost) == cudaSuccess) {
+            fprintf(f, "# S %d gy %d B %d nt %d combine %d\n", g->trace_grid[0], g->trace_grid[1],
+                    g->trace_grid[2], g->trace_grid[3], g->trace_grid[4]);
+            const int nwarps = g->trace_grid[0] * g->trace_grid[1] * g->trace_grid[2] * (g->trace_grid[3] / 32);
+            for (int i = 0; i < nwarps && i < 8192; i++) {
+                fprintf(f, "W %d", i);
+                for (int k = 0; k < RK_TR_REC; k++) fprintf(f, " %llu", h[(size_t)i * RK_TR_REC + k]);
+                fprintf(f, "\n");
+            }
+            for (int i = 0; i < g->trace_grid[4] && i < 4096; i++) {
+                fprintf(f, "C %d", i);
+                for (int k = 0; k < 8; k++) fprintf(f, " %llu", h[RK_TR_COMBINE_OFF + (size_t)i * 8 + k]);
+                fprintf(f, "\n");
+            }
+        }
+        if (f) fclose(f);
+        free(h);
+        (void)cudaFree(g->trace);
+    }
+#endif
     (void)cudaFree(g->partials);
     (void)cudaFree(g->scratch);
     if (g->stage) (void)cudaFreeHost(g->stage);
@@ -87,6 +114,18 @@ static rk_status be_context_init(rk_context *ctx) {
     /* RK_CUDA_PREFETCH=0/1 forces the decode's prefetch variant off/on (A/B timing) */
     const char *pf = getenv("RK_CUDA_PREFETCH");
     g->prefetch = pf && (pf[0] == '0' || pf[0] == '1') ? pf[0] - '0' : -1;
+    /* RK_CUDA_EARLY=0/1 forces a decode's loads before the stream wait off/on where allowed */
+    const char *ea = getenv("RK_CUDA_EARLY");
+    g->early = ea && (ea[0] == '0' || ea[0] == '1') ? ea[0] - '0' : -1;
+    /* RK_CUDA_DEC_NT=128/256 forces the decode's block size where a kernel of that size exists */
+    const char *nt = getenv("RK_CUDA_DEC_NT");
+    g->dec_nt = nt ? atoi(nt) : 0;
+#if RK_TRACE
+    const char *tr = getenv("RK_CUDA_DEC_TRACE");
+    g->trace_at = tr ? atoi(tr) : 0;
+    if (g->trace_at > 0 && cudaMalloc((void **)&g->trace, (size_t)RK_TR_WORDS * 8) == cudaSuccess)
+        (void)cudaMemset(g->trace, 0, (size_t)RK_TR_WORDS * 8);
+#endif
 
     if (g->warp_size != 32 && g->warp_size != 64) {
         be_context_free(ctx);
@@ -322,6 +361,23 @@ static rk_dec_fn rk_dec_pick_prefetch(int gt, int kc, int vc) {
     return NULL;
 }
 
+/* 256-thread blocks (NT 256) for grids too small to fill the device with 128-thread ones: the
+ * tensor-core path only (GQA 8, 16-bit, CUDA). */
+template <int DT>
+static rk_dec_fn rk_dec_pick_wide(int gt, int kc, int vc) {
+    if constexpr (RK_HAVE_MMA && DT != DT_F32) {
+        if (gt == 8 && vc == 16) switch (kc) {
+            case 2: return rk_decode_vec<DT, 8, 2, 16, 0, 0, 256>;
+            case 4: return rk_decode_vec<DT, 8, 4, 16, 0, 0, 256>;
+            case 8: return rk_decode_vec<DT, 8, 8, 16, 0, 0, 256>;
+            case 16: return rk_decode_vec<DT, 8, 16, 16, 0, 0, 256>;
+            default: break;
+            }
+    }
+    (void)gt; (void)kc; (void)vc;
+    return NULL;
+}
+
 template <int DT>
 static rk_dec_fn rk_dec_pick(int gt, int kc, int vc) {
     switch (gt) {
@@ -357,11 +413,11 @@ static int rk_dec_choose_splits(int units, int slots, int max_len) {
 }
 
 /* Resident blocks per SM of a kernel (cached: the query costs more than a small decode). */
-static int rk_gpu_occupancy(rk_gpu_ctx *g, const void *fn, size_t smem) {
+static int rk_gpu_occupancy(rk_gpu_ctx *g, const void *fn, size_t smem, int threads) {
     for (int i = 0; i < g->n_occupancy; i++)
         if (g->occupancy[i].fn == fn && g->occupancy[i].smem == smem) return g->occupancy[i].blocks;
     int occ = 0;
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, (rk_dec_fn)fn, RK_THREADS, smem) != cudaSuccess || occ < 1) {
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, (rk_dec_fn)fn, threads, smem) != cudaSuccess || occ < 1) {
         (void)cudaGetLastError();
         occ = 1;
     }
@@ -375,7 +431,7 @@ static int rk_gpu_occupancy(rk_gpu_ctx *g, const void *fn, size_t smem) {
 
 /* Launch a decode-phase kernel, with programmatic stream serialization where the device has it
  * (rk_pdl_enter): its blocks may become resident while the previous kernel finishes. */
-static rk_status rk_dec_launch(rk_context *ctx, rk_dec_fn fn, dim3 grid, size_t smem,
+static rk_status rk_dec_launch(rk_context *ctx, rk_dec_fn fn, dim3 grid, int threads, size_t smem,
                                const rk_dec_params &p, const char *what) {
     rk_gpu_ctx *g = rk_gpu(ctx);
 #if !defined(RK_HIP)
@@ -385,7 +441,7 @@ static rk_status rk_dec_launch(rk_context *ctx, rk_dec_fn fn, dim3 grid, size_t 
         attr.val.programmaticStreamSerializationAllowed = 1;
         cudaLaunchConfig_t cfg = {};
         cfg.gridDim = grid;
-        cfg.blockDim = dim3(RK_THREADS);
+        cfg.blockDim = dim3(threads);
         cfg.dynamicSmemBytes = smem;
         cfg.stream = g->stream;
         cfg.attrs = &attr;
@@ -393,14 +449,17 @@ static rk_status rk_dec_launch(rk_context *ctx, rk_dec_fn fn, dim3 grid, size_t 
         return rk_gpu_check(ctx, cudaLaunchKernelEx(&cfg, fn, p), what);
     }
 #endif
-    fn<<<grid, RK_THREADS, smem, g->stream>>>(p);
+    fn<<<grid, threads, smem, g->stream>>>(p);
     return rk_gpu_launched(ctx, what);
 }
 
 static rk_status be_decode(rk_context *ctx, const rk_op_decode *op) {
+    rk_gpu_ctx *g = rk_gpu(ctx);
+    /* the stream's last work, before rk_gpu_enter forgets it */
+    const int prev_valid = g->dec_prev_valid;
+    const void *prev_out = g->dec_prev_out, *prev_lse = g->dec_prev_lse;
     rk_status st = rk_gpu_enter(ctx);
     if (st != RK_OK) return st;
-    rk_gpu_ctx *g = rk_gpu(ctx);
     const int dt = (int)op->q->dtype;
     const size_t esz = rk_dtype_size(op->q->dtype);
     rk_dec_params p;
@@ -439,7 +498,7 @@ static rk_status be_decode(rk_context *ctx, const rk_op_decode *op) {
     while (gt > 1 && (gt * p.d > q_cap || gt * (p.r + 1) > q_cap)) gt /= 2;
     if (p.d > q_cap || p.r + 1 > q_cap)
         return rk_fail(ctx, RK_ERR_UNSUPPORTED, RK_BACKEND_NAME ": head dim %d too large", p.d);
-    rk_dec_fn fn = NULL, fn_pf = NULL;
+    rk_dec_fn fn = NULL, fn_pf = NULL, fn_wide = NULL;
     if (vec_ok) {
         const int kc = (int)(hot_w * esz / 16), vc = (int)(op->dv * esz / 16);
         fn = dt == RK_F32 ? rk_dec_pick<DT_F32>(gt, kc, vc)
@@ -447,6 +506,9 @@ static rk_status be_decode(rk_context *ctx, const rk_op_decode *op) {
         if (fn && g->prefetch != 0)
             fn_pf = dt == RK_F16 ? rk_dec_pick_prefetch<DT_F16>(gt, kc, vc)
                   : dt == RK_BF16 ? rk_dec_pick_prefetch<DT_BF16>(gt, kc, vc) : NULL;
+        if (fn && g->dec_nt != 128)
+            fn_wide = dt == RK_F16 ? rk_dec_pick_wide<DT_F16>(gt, kc, vc)
+                    : dt == RK_BF16 ? rk_dec_pick_wide<DT_BF16>(gt, kc, vc) : NULL;
     }
     if (!fn) {
         gt = 1;
@@ -455,8 +517,9 @@ static rk_status be_decode(rk_context *ctx, const rk_op_decode *op) {
     p.gt = gt;
     p.hc = (p.G + gt - 1) / gt;
 
-    const int nw = RK_THREADS / g->warp_size, tile = g->warp_size / 2;
-    const size_t smem_max = rk_dec_smem_floats(gt, p.d, p.r, p.dv, nw, tile) * sizeof(float);
+    const int tile = g->warp_size / 2;
+    int threads = RK_THREADS;
+    size_t smem_max = rk_dec_smem_floats(gt, p.d, p.r, p.dv, RK_THREADS / g->warp_size, tile, RK_THREADS) * sizeof(float);
     if (smem_max > g->smem_per_block)
         return rk_fail(ctx, RK_ERR_UNSUPPORTED, RK_BACKEND_NAME ": decode shapes need %zu bytes of "
                        "shared memory (d %d, dv %d, r %d)", smem_max, p.d, p.dv, p.r);
@@ -469,7 +532,20 @@ static rk_status be_decode(rk_context *ctx, const rk_op_decode *op) {
      * (bench/results/cuda/v7/grid/prefetch_sparse_ab.txt) */
     const bool pf_sparse = hot_w * (int)esz >= 128 && 2 * units <= g->sm_count;
     if (fn_pf && (g->prefetch == 1 || (g->prefetch < 0 && (!op->sparse || pf_sparse)))) fn = fn_pf;
-    if (S <= 0) S = rk_dec_choose_splits(units, rk_gpu_occupancy(g, (const void *)fn, smem_max) * g->sm_count,
+    /* 256-thread blocks (one per SM) on grids of at most sm_count / 8 (sequence, KV head) units
+     * (28/4 at batch 1..4): the same block count as 128-thread ones there (one wave), half the
+     * tiles and half the prologue work per warp, two warps per scheduler. The prefetch variant
+     * loses 1.5 us at T4096 there and gains < 2 % at T65536 (v8 run 2): the plain kernel.
+     * RK_CUDA_DEC_NT=128/256 forces the size. */
+    if (fn_wide && (g->dec_nt == 256 || (g->dec_nt == 0 && 8 * units <= g->sm_count))) {
+        const size_t sw = rk_dec_smem_floats(gt, p.d, p.r, p.dv, 256 / g->warp_size, tile, 256) * sizeof(float);
+        if (sw <= g->smem_per_block) {
+            fn = fn_wide;
+            threads = 256;
+            smem_max = sw;
+        }
+    }
+    if (S <= 0) S = rk_dec_choose_splits(units, rk_gpu_occupancy(g, (const void *)fn, smem_max, threads) * g->sm_count,
                                          op->max_seq_len);
     if (S > RK_DEC_MAX_SPLITS) S = RK_DEC_MAX_SPLITS;
     int split_len = (op->max_seq_len + S - 1) / S;
@@ -513,11 +589,35 @@ static rk_status be_decode(rk_context *ctx, const rk_op_decode *op) {
     }
     if (p.sparse && (size_t)gt * p.r > (size_t)RK_QPROJ_OUT * RK_THREADS)
         return rk_fail(ctx, RK_ERR_UNSUPPORTED, RK_BACKEND_NAME ": rank %d too large", p.r);
-    if ((st = rk_dec_launch(ctx, fn, dim3(S, op->Hkv * p.hc, op->B), smem, p, "decode kernel")) != RK_OK || S == 1)
+    /* early: the stream's previous work is a decode (nothing else enqueued since) whose outputs
+     * are none of this decode's inputs, so this decode may load and compute before that work
+     * ends and only its writes wait (rk_decode_vec). The sequence table upload (B > inline)
+     * would sit between the two: not then. */
+    const void *ins[6] = {op->q->buf->handle, op->k_full->buf->handle, op->k_span ? op->k_span->buf->handle : NULL,
+                          op->v->buf->handle, op->R ? op->R->handle : NULL, op->dmu ? op->dmu->handle : NULL};
+    bool alias = false;
+    for (int i = 0; i < 6; i++) alias = alias || (ins[i] && (ins[i] == prev_out || ins[i] == prev_lse));
+    p.early = g->pdl && prev_valid && !alias && op->B <= RK_DEC_INLINE_SEQS && g->early != 0;
+#if RK_TRACE
+    if (op->sparse && g->trace && ++g->n_sparse_dec == g->trace_at) {
+        p.trace = g->trace;
+        g->trace_grid[0] = S; g->trace_grid[1] = op->Hkv * p.hc; g->trace_grid[2] = op->B;
+        g->trace_grid[3] = fn == rk_decode_any<DT_F32> || fn == rk_decode_any<DT_F16> || fn == rk_decode_any<DT_BF16> ? 0 : threads;
+        g->trace_grid[4] = S > 1 ? op->B * op->Hq : 0;
+    }
+#endif
+    if ((st = rk_dec_launch(ctx, fn, dim3(S, op->Hkv * p.hc, op->B), threads, smem, p, "decode kernel")) != RK_OK)
         return st;
-    rk_dec_fn combine = dt == RK_F32 ? rk_decode_combine<DT_F32>
-                      : dt == RK_F16 ? rk_decode_combine<DT_F16> : rk_decode_combine<DT_BF16>;
-    return rk_dec_launch(ctx, combine, dim3(op->B * op->Hq), 0, p, "decode combine kernel");
+    if (S > 1) {
+        rk_dec_fn combine = dt == RK_F32 ? rk_decode_combine<DT_F32>
+                          : dt == RK_F16 ? rk_decode_combine<DT_F16> : rk_decode_combine<DT_BF16>;
+        if ((st = rk_dec_launch(ctx, combine, dim3(op->B * op->Hq), RK_THREADS, 0, p, "decode combine kernel")) != RK_OK)
+            return st;
+    }
+    g->dec_prev_valid = 1;
+    g->dec_prev_out = op->out->buf->handle;
+    g->dec_prev_lse = op->lse ? op->lse->buf->handle : NULL;
+    return RK_OK;
 }
 
 /* ---- bandwidth probe ------------------------------------------------------------------------ */

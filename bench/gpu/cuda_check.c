@@ -415,6 +415,87 @@ static void run_fit(rk_context *ctx, int B, int H, int T, int d, int r) {
     for (int k = 0; k < 2; k++) { free(R[k]); free(ev[k]); }
 }
 
+/* Back-to-back sparse decodes on a context without finite checks, so each decode follows a
+ * decode on the stream: the CUDA backend then loads and computes before the previous kernel has
+ * finished (its writes wait). Two decodes with different queries alternate, A B A B (a race on
+ * the split partials would mix them); then a decode whose query is the previous decode's output
+ * (the backend must see the alias and wait before reading it). */
+static void run_back_to_back(rk_context *ctx, rk_dtype dt, int n_split) {
+    const int B = 2, Hq = 28, Hkv = 4, d = 128, r = 32, T = 1000;
+    uint64_t rng = g_seed ^ 0xb2bull ^ ((uint64_t)dt << 40) ^ ((uint64_t)n_split << 48);
+    rk_seq_info seqs[2];
+    dec_case c = {"b2b", B, Hq, Hkv, d, d, r, RK_LAYOUT_BHTC, 0, n_split, 0, T, 1.0};
+    int max_full = 1, max_span = 1;
+    for (int b = 0; b < B; b++) {
+        seq_layout(&c, b, &rng, &seqs[b]);
+        if (seqs[b].seq_len - seqs[b].span_len > max_full) max_full = seqs[b].seq_len - seqs[b].span_len;
+        if (seqs[b].span_len > max_span) max_span = seqs[b].span_len;
+    }
+    dev_tensor q[2], kf, ks, v, out[2], lse[2];
+    for (int i = 0; i < 2; i++) make_tensor(ctx, &q[i], dt, B, Hq, 1, d, RK_LAYOUT_BHTC, 0, &rng, 1.0, 0);
+    make_tensor(ctx, &kf, dt, B, Hkv, max_full, d, RK_LAYOUT_BHTC, 0, &rng, 1.0, 0.1);
+    make_tensor(ctx, &ks, dt, B, Hkv, max_span, r, RK_LAYOUT_BHTC, 0, &rng, 2.0, 0.0);
+    make_tensor(ctx, &v, dt, B, Hkv, T, d, RK_LAYOUT_BHTC, 0, &rng, 1.0, 0.2);
+    for (int i = 0; i < 2; i++) {
+        make_tensor(ctx, &out[i], dt, B, Hq, 1, d, RK_LAYOUT_BHTC, 0, &rng, 0, 0);
+        make_tensor(ctx, &lse[i], RK_F32, B, Hq, 1, 1, RK_LAYOUT_BHTC, 0, &rng, 0, 0);
+    }
+    rk_rotation *rot = NULL;
+    rk_rotation_config cfg;
+    rk_rotation_config_init(&cfg);
+    cfg.n_seq = B; cfg.n_kv_heads = Hkv; cfg.n_q_heads = Hq; cfg.head_dim = d; cfg.rank = r;
+    CHECK_RK(rk_rotation_create(ctx, &cfg, &rot));
+    float *R = malloc(sizeof(float) * B * Hkv * d * r), *dmu = malloc(sizeof(float) * B * Hkv * d);
+    random_basis(&rng, B * Hkv, d, r, R, dmu);
+    CHECK_RK(rk_rotation_set_basis(rot, R, dmu));
+    rk_decode_args a[2];
+    for (int i = 0; i < 2; i++) {
+        rk_decode_args_init(&a[i]);
+        a[i].q = &q[i].t; a[i].k_full = &kf.t; a[i].k_span = &ks.t; a[i].v = &v.t; a[i].rot = rot;
+        a[i].seqs = seqs; a[i].out = &out[i].t; a[i].lse = &lse[i].t; a[i].n_split = n_split;
+    }
+    const size_t n_out = (size_t)B * Hq * d, n_lse = (size_t)B * Hq;
+    float *got = malloc(sizeof(float) * n_out), *got_lse = malloc(sizeof(float) * n_lse);
+    double *ref = malloc(sizeof(double) * n_out), *ref_lse = malloc(sizeof(double) * n_lse);
+    rk_ref_batch in = {B, Hq, Hkv, d, d, r, max_full, max_span, T, NULL, kf.stored, ks.stored, v.stored,
+                       R, dmu, seqs, 0.0};
+    char what[160];
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < 2; i++) { poison(ctx, &out[i]); poison(ctx, &lse[i]); }
+        float *qb = NULL;
+        if (pass == 0) {
+            for (int k = 0; k < 4; k++) CHECK_RK(rk_decode_sparse(ctx, &a[k % 2]));
+        } else { /* A, then a decode reading A's output as its query */
+            rk_decode_args chain = a[1];
+            chain.q = &out[0].t;
+            CHECK_RK(rk_decode_sparse(ctx, &a[0]));
+            CHECK_RK(rk_decode_sparse(ctx, &chain));
+            qb = malloc(sizeof(float) * n_out);
+            read_dense(ctx, &out[0], qb);
+        }
+        for (int i = 0; i < 2; i++) {
+            read_dense(ctx, &out[i], got);
+            read_dense(ctx, &lse[i], got_lse);
+            in.q = pass == 1 && i == 1 ? qb : q[i].stored;
+            rk_ref_decode_batch(&in, 0, ref, ref_lse);
+            double lse_err = 0;
+            for (size_t j = 0; j < n_lse; j++) {
+                double e = fabs((double)got_lse[j] - ref_lse[j]) / (1.0 + fabs(ref_lse[j]));
+                if (!(e <= lse_err)) lse_err = isnan(e) ? NAN : e;
+                if (isnan(lse_err)) break;
+            }
+            snprintf(what, sizeof what, "back-to-back %s split %d decode %d", pass ? "chained" : "A B A B",
+                     n_split, i);
+            report(what, dt_name(dt), rel_err(got, ref, n_out) + lse_err, out_tol(dt));
+        }
+        free(qb);
+    }
+    free(got); free(got_lse); free(ref); free(ref_lse); free(R); free(dmu);
+    rk_rotation_destroy(rot);
+    for (int i = 0; i < 2; i++) { free_tensor(&q[i]); free_tensor(&out[i]); free_tensor(&lse[i]); }
+    free_tensor(&kf); free_tensor(&ks); free_tensor(&v);
+}
+
 int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--backend") && i + 1 < argc) g_backend = argv[++i];
@@ -465,6 +546,19 @@ int main(int argc, char **argv) {
         if (g_quick && dts[di] != RK_F16) continue;
         run_prefill(ctx, dts[di], 2, 4, 300, 128, 32, 0.0);
         run_prefill(ctx, dts[di], 1, 2, 1000, 96, 24, 5.0); /* d not a tile multiple; offset mean */
+    }
+    {
+        rk_context *ctx2 = NULL;
+        rk_context_options o2;
+        rk_context_options_init(&o2);
+        o2.check_finite = 0;
+        CHECK_RK(rk_context_create(g_backend, 0, &o2, &ctx2));
+        for (size_t di = 0; di < 3; di++) {
+            if (g_quick && dts[di] != RK_F16) continue;
+            run_back_to_back(ctx2, dts[di], 0);
+            run_back_to_back(ctx2, dts[di], 7);
+        }
+        rk_context_destroy(ctx2);
     }
     run_fit(ctx, 2, 3, 700, 64, 16);
     run_fit(ctx, 1, 2, 2000, 128, 64);
