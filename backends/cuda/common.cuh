@@ -52,6 +52,13 @@ typedef struct rk_gpu_ctx {
     /* moments / subspace scratch */
     void *scratch;
     size_t scratch_bytes;
+    /* the last moments op's mean and scatter (f64, [BH][d] then [BH][d][d] at mom_scatter
+     * doubles): the fit reads the scatter here when the core passes mom_id (rk_op_moments.
+     * device_id), instead of uploading the copy the core downloaded. mom_id changes with every
+     * moments op, so a stale id never matches. */
+    void *mom;
+    size_t mom_bytes, mom_scatter;
+    uint64_t mom_id;
     /* pinned host staging of the prefill ops' transfers (pageable copies cost ~4x more) */
     void *stage;
     size_t stage_bytes;

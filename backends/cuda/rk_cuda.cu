@@ -57,6 +57,7 @@ static void be_context_free(rk_context *ctx) {
     if (g->stream) (void)cudaStreamSynchronize(g->stream);
     (void)cudaFree(g->partials);
     (void)cudaFree(g->scratch);
+    (void)cudaFree(g->mom);
     if (g->stage) (void)cudaFreeHost(g->stage);
     if (g->stream) (void)cudaStreamDestroy(g->stream);
     (void)cudaGetLastError();
@@ -174,6 +175,7 @@ static rk_status be_moments(rk_context *ctx, const rk_op_moments *op) {
     rk_status st = rk_gpu_enter(ctx);
     if (st != RK_OK) return st;
     rk_gpu_ctx *g = rk_gpu(ctx);
+    g->mom_id++; /* from here on the device copy is not the previous op's any more */
     const int B = op->B, H = op->H, d = op->d, BH = B * H;
     rk_keys_view k = rk_keys_of(op->keys);
     /* token chunks: about two blocks per SM over (chunk, head, tile pair) */
@@ -186,12 +188,12 @@ static rk_status be_moments(rk_context *ctx, const rk_op_moments *op) {
     const size_t ps_n = (size_t)n_chunks * BH * pairs * RK_MOM_TILE * RK_MOM_TILE;
     const size_t pm_n = (size_t)n_chunks * BH * d;
     const size_t mean_n = (size_t)BH * d, sc_n = (size_t)BH * d * d;
-    st = rk_gpu_reserve(ctx, &g->scratch, &g->scratch_bytes,
-                        n_bytes + (ps_n + pm_n) * sizeof(float) + (mean_n + sc_n) * sizeof(double), 0);
+    st = rk_gpu_reserve(ctx, &g->scratch, &g->scratch_bytes, n_bytes + (ps_n + pm_n) * sizeof(float), 0);
+    if (st == RK_OK) st = rk_gpu_reserve(ctx, &g->mom, &g->mom_bytes, (mean_n + sc_n) * sizeof(double), 0);
     if (st != RK_OK) return st;
     int *n_dev = (int *)g->scratch;
-    double *mean = (double *)((char *)g->scratch + n_bytes), *scatter = mean + mean_n;
-    float *part_s = (float *)(scatter + sc_n), *part_m = part_s + ps_n;
+    float *part_s = (float *)((char *)g->scratch + n_bytes), *part_m = part_s + ps_n;
+    double *mean = (double *)g->mom, *scatter = mean + mean_n;
     st = rk_gpu_check(ctx, cudaMemcpyAsync(n_dev, op->n_tokens, (size_t)B * sizeof(int),
                                            cudaMemcpyHostToDevice, g->stream), "upload lengths");
     if (st != RK_OK) return st;
@@ -210,6 +212,8 @@ static rk_status be_moments(rk_context *ctx, const rk_op_moments *op) {
     if (st == RK_OK) {
         memcpy(op->mean, g->stage, mean_n * sizeof(double));
         memcpy(op->scatter, (const double *)g->stage + mean_n, sc_n * sizeof(double));
+        g->mom_scatter = mean_n;
+        if (op->device_id) *op->device_id = g->mom_id;
     }
     return st;
 }

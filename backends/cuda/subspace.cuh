@@ -1,5 +1,6 @@
 /* The RK_SOLVER_SUBSPACE basis fit on the device (rk_op_rotation_fit): one block per head, the
  * whole fit in shared memory, the algorithm of core/pca.c's rk_pca_subspace:
+ *   C = (S / n) w_i w_j + ridge (rk_pca_weight's arithmetic; weights and ridge from the core);
  *   V = V0; repeat iters: V = orth(C·V);   orth = CholeskyQR2 (span as the host's orth(V0) start)
  *   Rayleigh-Ritz: H = Vᵀ C V, eigenpairs by cyclic Jacobi, R = V·E (top r, sorted, signs fixed).
  * Precision: C and V are held as f32 for the products C·V (the only d²-sized work); Gram
@@ -10,6 +11,8 @@
 
 #include "common.cuh"
 
+#include <time.h>
+
 #if !defined(RK_HIP) /* AMD parts have 64 KB of LDS per block: the host fits there */
 
 #define RK_FIT_THREADS 512
@@ -17,10 +20,13 @@
 #define RK_FIT_ITEMS 8     /* Jacobi 2×2 blocks and E column pairs per thread: p <= 72 */
 #define RK_FIT_PMAX 72     /* subspace width: Jacobi items, and Cholesky rows per lane below */
 #define RK_FIT_LROWS ((RK_FIT_PMAX + 31) / 32)
-#define RK_FIT_PROF 12     /* tuning checkpoints of head 0 (RK_CUDA_FIT_PROFILE) */
+#define RK_FIT_PROF 16     /* tuning checkpoints of head 0 (RK_CUDA_FIT_PROFILE) */
 
 struct rk_fit_params {
-    const double *C;
+    const double *S;        /* scatter of head k at S + s_index[k] * d * d */
+    const int *s_index;
+    const double *w;        /* [n][d]: C_ij = (S_ij * scale) * (w_i * w_j) + add δ_ij */
+    const double *scale, *add;
     const unsigned long long *seeds;
     double *R, *evals;
     int *status;            /* [n]: 0 fine, 1 Gram matrix not positive definite */
@@ -271,21 +277,29 @@ __global__ void __launch_bounds__(RK_FIT_THREADS) rk_fit_kernel(const rk_fit_par
     __shared__ int fail;
     __shared__ double off_norm, diag_norm;
     if (tid == 0) fail = 0;
-    long long t_start = clock64(), t_loaded = 0, t_first = 0, t_iters = 0, t_h = 0, t_jac = 0;
+    long long t_start = clock64(), t_cload = 0, t_loaded = 0, t_first = 0, t_iters = 0, t_h = 0, t_jac = 0;
     long long t_it2[5] = {0, 0, 0, 0, 0}; /* first pass: start, C·V, Gram, Cholesky, solve done */
     int sweeps_done = 0;
-    const double *Cg = q.C + (size_t)head * d * d;
+    /* C = (S / n) w_i w_j + ridge δ_ij in f64 as rk_pca_weight (no contraction), then f32 */
+    const double *Sg = q.S + (size_t)q.s_index[head] * d * d, *wk = q.w + (size_t)head * d;
+    const double sc = q.scale[head], ad = q.add[head];
     for (int e0 = tid; e0 < d * L.ldc; e0 += 8 * RK_FIT_THREADS) { /* eight loads in flight */
         double x[8];
 #pragma unroll
         for (int u = 0; u < 8; u++) {
             const int e = e0 + u * RK_FIT_THREADS, i = e / L.ldc, j = e % L.ldc;
-            x[u] = e < d * L.ldc && j < d ? Cg[(size_t)i * d + j] : 0.0;
+            x[u] = e < d * L.ldc && j < d ? Sg[(size_t)i * d + j] : 0.0;
         }
 #pragma unroll
-        for (int u = 0; u < 8; u++)
-            if (e0 + u * RK_FIT_THREADS < d * L.ldc) C[e0 + u * RK_FIT_THREADS] = (float)x[u];
+        for (int u = 0; u < 8; u++) {
+            const int e = e0 + u * RK_FIT_THREADS, i = e / L.ldc, j = e % L.ldc;
+            if (e >= d * L.ldc) break;
+            double c = 0.0;
+            if (j < d) c = __dadd_rn(__dmul_rn(__dmul_rn(x[u], sc), __dmul_rn(wk[i], wk[j])), i == j ? ad : 0.0);
+            C[e] = (float)c;
+        }
     }
+    t_cload = clock64();
     /* the start V0 = rk_pca_random_start(seed, d, p) (core/prng.h): element e is the e-th
      * Box-Muller normal of the seed's SplitMix64 stream, i.e. draws 2e and 2e + 1 */
     const unsigned long long seed = q.seeds[head];
@@ -486,9 +500,17 @@ __global__ void __launch_bounds__(RK_FIT_THREADS) rk_fit_kernel(const rk_fit_par
         const long long v[RK_FIT_PROF] = {0, t_loaded - t_start, t_first - t_loaded, t_iters - t_first,
                                           t_h - t_iters, t_jac - t_h, t_end - t_jac, sweeps_done,
                                           t_it2[1] - t_it2[0], t_it2[2] - t_it2[1], t_it2[3] - t_it2[2],
-                                          t_it2[4] - t_it2[3]};
+                                          t_it2[4] - t_it2[3], t_cload - t_start, 0, 0, 0};
         for (int k = 0; k < RK_FIT_PROF; k++) q.prof[k] = v[k];
     }
+}
+
+/* Seconds on a monotonic clock for the tuning profile (not rk_now_seconds: the static CUDA
+ * archive links after the core's, which would then have to pull in its probe). */
+static double rk_fit_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* Host entry: RK_ERR_UNSUPPORTED when the fit does not fit one block's shared memory. */
@@ -509,42 +531,76 @@ static rk_status rk_gpu_rotation_fit(rk_context *ctx, const rk_op_rotation_fit *
         L.bytes > (size_t)optin || g->warp_size != 32)
         return rk_fail(ctx, RK_ERR_UNSUPPORTED, RK_BACKEND_NAME ": no device fit for d %d, width %d"
                        " (%zu bytes of shared memory)", d, p, L.bytes);
-    const size_t c_n = (size_t)n * d * d, r_n = (size_t)n * d * r;
     const int profile = getenv("RK_CUDA_FIT_PROFILE") != NULL; /* tuning: phase cycles to stderr */
-    /* device: seeds | C (one upload) | R | evals | status (one download) | profile */
-    const size_t up_bytes = (n + c_n) * sizeof(double), down_bytes = (r_n + (size_t)n * r + n) * sizeof(double);
+    double h0 = profile ? rk_fit_now() : 0.0, h1 = 0.0, h2 = 0.0, h3 = 0.0;
+    /* the moments op left S on the device (in place) unless another one ran since */
+    const int s_on_dev = op->moments_id != 0 && op->moments_id == g->mom_id &&
+                         !getenv("RK_CUDA_FIT_UPLOAD"); /* tuning: A/B of the upload */
+    const size_t dd = (size_t)d * d, c_n = s_on_dev ? 0 : (size_t)n * dd, r_n = (size_t)n * d * r;
+    /* device and staging: seeds | s_index | scale | add | w | S (unless on the device), one
+     * upload; R | evals | status, one download; then the profile */
+    const size_t head_n = 4 * (size_t)n + (size_t)n * d;
+    const size_t up_bytes = (head_n + c_n) * sizeof(double), down_bytes = (r_n + (size_t)n * r + n) * sizeof(double);
     st = rk_gpu_reserve(ctx, &g->scratch, &g->scratch_bytes, up_bytes + down_bytes + RK_FIT_PROF * sizeof(long long), 0);
     if (st == RK_OK) st = rk_gpu_stage(ctx, up_bytes > down_bytes ? up_bytes : down_bytes);
     if (st != RK_OK) return st;
     unsigned long long *seeds = (unsigned long long *)g->scratch;
-    double *C = (double *)(seeds + n), *R = C + c_n, *ev = R + r_n;
+    int *s_index = (int *)(seeds + n);
+    double *scale = (double *)(seeds + 2 * n), *add = scale + n, *w = add + n, *S = w + (size_t)n * d;
+    double *R = S + c_n, *ev = R + r_n;
     int *status = (int *)(ev + (size_t)n * r);
     long long *prof = (long long *)(ev + (size_t)n * r + n);
-    memcpy(g->stage, op->seeds, (size_t)n * sizeof(uint64_t));
-    memcpy((unsigned long long *)g->stage + n, op->C, c_n * sizeof(double));
-    st = rk_gpu_check(ctx, cudaMemcpyAsync(seeds, g->stage, up_bytes, cudaMemcpyHostToDevice, g->stream), "upload C");
+    unsigned long long *hs = (unsigned long long *)g->stage;
+    int *hi = (int *)(hs + n);
+    double *hd = (double *)(hs + 2 * n);
+    memcpy(hs, op->seeds, (size_t)n * sizeof(uint64_t));
+    for (int k = 0; k < n; k++) hi[k] = s_on_dev ? op->heads[k] : k;
+    memcpy(hd, op->scale, (size_t)n * sizeof(double));
+    memcpy(hd + n, op->add, (size_t)n * sizeof(double));
+    memcpy(hd + 2 * n, op->w, (size_t)n * d * sizeof(double));
+    for (size_t k = 0; k < (size_t)n && !s_on_dev; k++)
+        memcpy(hd + 2 * (size_t)n + (size_t)n * d + k * dd, op->S + (size_t)op->heads[k] * dd, dd * sizeof(double));
+    if (profile) h1 = rk_fit_now();
+    st = rk_gpu_check(ctx, cudaMemcpyAsync(seeds, g->stage, up_bytes, cudaMemcpyHostToDevice, g->stream), "upload fit inputs");
     if (st == RK_OK)
         st = rk_gpu_check(ctx, cudaFuncSetAttribute(rk_fit_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                     (int)L.bytes), "fit shared memory");
     if (st != RK_OK) return st;
-    rk_fit_params q = {C, seeds, R, ev, status, profile ? prof : NULL, n, d, r, p, op->iters};
+    const double *S_dev = s_on_dev ? (const double *)g->mom + g->mom_scatter : S;
+    rk_fit_params q = {S_dev, s_index, w, scale, add, seeds, R, ev, status, profile ? prof : NULL,
+                       n, d, r, p, op->iters};
+    cudaEvent_t e0 = NULL, e1 = NULL;
+    if (profile && cudaEventCreate(&e0) == cudaSuccess && cudaEventCreate(&e1) == cudaSuccess)
+        (void)cudaEventRecord(e0, g->stream);
     rk_fit_kernel<<<n, RK_FIT_THREADS, L.bytes, g->stream>>>(q);
     if ((st = rk_gpu_check(ctx, cudaGetLastError(), "fit kernel")) != RK_OK) return st;
+    if (e1) (void)cudaEventRecord(e1, g->stream);
     /* the staging is free again once the upload has run (stream order) */
     st = rk_gpu_check(ctx, cudaMemcpyAsync(g->stage, R, down_bytes, cudaMemcpyDeviceToHost, g->stream), "download R");
+    if (profile) h2 = rk_fit_now();
     if (st == RK_OK) st = rk_gpu_check(ctx, cudaStreamSynchronize(g->stream), "fit sync");
     if (st != RK_OK) return st;
+    if (profile) h3 = rk_fit_now();
     const double *out = (const double *)g->stage;
     memcpy(op->R, out, r_n * sizeof(double));
     memcpy(op->evals, out + r_n, (size_t)n * r * sizeof(double));
     const int *host_status = (const int *)(out + r_n + (size_t)n * r);
     if (profile) {
         long long v[RK_FIT_PROF];
+        float kms = 0.0f;
+        if (e1) (void)cudaEventElapsedTime(&kms, e0, e1);
+        if (e0) (void)cudaEventDestroy(e0);
+        if (e1) (void)cudaEventDestroy(e1);
+        const double h4 = rk_fit_now();
         if (cudaMemcpy(v, prof, sizeof v, cudaMemcpyDeviceToHost) == cudaSuccess)
-            fprintf(stderr, "rk_fit cycles: load %lld, first pass (2 products + CholeskyQR) %lld, the "
-                    "other %d products + CholeskyQR %lld, RR product %lld, Jacobi %lld (%lld sweeps), R "
-                    "%lld; first pass: 2 C.V %lld, Gram %lld, Cholesky %lld, solve %lld\n", v[1], v[2],
-                    op->iters - 2, v[3], v[4], v[5], v[7], v[6], v[8], v[9], v[10], v[11]);
+            fprintf(stderr, "rk_fit cycles: load %lld (C %lld), first pass (2 products + CholeskyQR) "
+                    "%lld, the other %d products + CholeskyQR %lld, RR product %lld, Jacobi %lld (%lld "
+                    "sweeps), R %lld; first pass: 2 C.V %lld, Gram %lld, Cholesky %lld, solve %lld\n",
+                    v[1], v[12], v[2], op->iters - 2, v[3], v[4], v[5], v[7], v[6], v[8], v[9], v[10],
+                    v[11]);
+        fprintf(stderr, "rk_fit host us: stage %.1f, enqueue %.1f, wait %.1f, copy out %.1f; kernel "
+                "%.1f us (events); S %s\n", (h1 - h0) * 1e6, (h2 - h1) * 1e6, (h3 - h2) * 1e6,
+                (h4 - h3) * 1e6, kms * 1e3, s_on_dev ? "on the device" : "uploaded");
     }
     /* CholeskyQR broke down (rank-deficient iterate): the host solver has a Householder fallback */
     for (int k = 0; k < n && st == RK_OK; k++)
