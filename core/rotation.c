@@ -343,8 +343,9 @@ static rk_status rk_fit_on_device(rk_rotation *rot, double **out, int *slot) {
         /* rk_pca_weight's arithmetic on C = S / n: w_i w_j, then the ridge from the trace */
         const double *S = rot->scatter + (size_t)h * dd, inv_n = 1.0 / (double)rot->count[h];
         double *wk = w + (size_t)k * d, trace = 0.0;
-        if (c->method == RK_METHOD_PCA_QWEIGHTED)
-            rk_pca_weights(rk_rotation_qms(rot, h, qms), d, c->qnorm_floor, wk, sorted);
+        /* no query observed (only PCA_PLAIN gets here so): unweighted, as rk_pca_weight(NULL) */
+        const double *qh = c->method == RK_METHOD_PCA_QWEIGHTED ? rk_rotation_qms(rot, h, qms) : NULL;
+        if (qh) rk_pca_weights(qh, d, c->qnorm_floor, wk, sorted);
         else
             for (int i = 0; i < d; i++) wk[i] = 1.0;
         for (int i = 0; i < d; i++) trace += S[(size_t)i * d + i] * inv_n * (wk[i] * wk[i]);
