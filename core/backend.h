@@ -61,6 +61,10 @@ typedef struct rk_op_moments {
     int B, H, d;
     double *mean;             /* host out [B][H][d] */
     double *scatter;          /* host out [B][H][d][d], full symmetric */
+    /* OPTIONAL out (may be NULL; left as set by the core when the backend ignores it): nonzero
+     * when the backend keeps a device copy of exactly these moments, an id for
+     * rk_op_rotation_fit.moments_id (valid until its next moments op) */
+    uint64_t *device_id;
 } rk_op_moments;
 
 /* kcache[b][h][off + t][:] = keys[b][h][t][:] · R[b][h]. */
@@ -112,10 +116,17 @@ typedef struct rk_op_subspace {
 /* The whole RK_SOLVER_SUBSPACE fit of n heads on the device: from the start
  * rk_pca_random_start(seeds[k], d, p), `iters` rounds of C·V + CholeskyQR2, then Rayleigh-Ritz.
  * R [n][d][r] out: Ritz vectors sorted by descending Ritz value, sign convention applied (as
- * rk_pca_subspace); evals [n][r] the Ritz values. C are the weighted, ridged covariances. All
- * arrays host, f64. RK_ERR_UNSUPPORTED: past the device path (the core then fits on the host). */
+ * rk_pca_subspace); evals [n][r] the Ritz values. Fit k's covariance is rk_pca_weight's
+ *   C_ij = (S_ij · scale[k]) · (w_i · w_j) + add[k] δ_ij,   S = S_all + heads[k] · d²,  w = w_all + k · d
+ * (the backend forms it: the core sends the moments, not a weighted copy). moments_id: nonzero
+ * when S_all is also on the device, left by the moments op that answered this id (the backend
+ * then reads it there instead of uploading S). All arrays host, f64. RK_ERR_UNSUPPORTED: past
+ * the device path (the core then fits on the host). */
 typedef struct rk_op_rotation_fit {
-    const double *C;
+    const double *S;
+    uint64_t moments_id;
+    const int *heads;
+    const double *w, *scale, *add;
     const uint64_t *seeds;
     double *R, *evals;
     int n, d, r, p, iters;

@@ -13,18 +13,23 @@ static int rk_cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+void rk_pca_weights(const double *qms, int d, double floor_frac, double *w, double *scratch) {
+    for (int i = 0; i < d; i++) w[i] = sqrt(qms[i] > 0 ? qms[i] : 0);
+    memcpy(scratch, w, sizeof(double) * (size_t)d);
+    qsort(scratch, (size_t)d, sizeof(double), rk_cmp_double);
+    double median = (d % 2) ? scratch[d / 2] : 0.5 * (scratch[d / 2 - 1] + scratch[d / 2]);
+    double floor_w = floor_frac * median;
+    for (int i = 0; i < d; i++)
+        if (w[i] < floor_w) w[i] = floor_w;
+}
+
+double rk_pca_ridge(double trace, int d, double ridge) { return ridge * (trace > 0 ? trace / d : 1.0); }
+
 void rk_pca_weight(double *C, const double *qms, int d, double floor_frac, double ridge) {
     if (qms) {
         double *w = malloc(sizeof(double) * (size_t)d * 2);
         if (w) {
-            double *sorted = w + d;
-            for (int i = 0; i < d; i++) w[i] = sqrt(qms[i] > 0 ? qms[i] : 0);
-            memcpy(sorted, w, sizeof(double) * (size_t)d);
-            qsort(sorted, (size_t)d, sizeof(double), rk_cmp_double);
-            double median = (d % 2) ? sorted[d / 2] : 0.5 * (sorted[d / 2 - 1] + sorted[d / 2]);
-            double floor_w = floor_frac * median;
-            for (int i = 0; i < d; i++)
-                if (w[i] < floor_w) w[i] = floor_w;
+            rk_pca_weights(qms, d, floor_frac, w, w + d);
             for (int i = 0; i < d; i++)
                 for (int j = 0; j < d; j++) C[i * d + j] *= w[i] * w[j];
             free(w);
@@ -32,7 +37,7 @@ void rk_pca_weight(double *C, const double *qms, int d, double floor_frac, doubl
     }
     double trace = 0;
     for (int i = 0; i < d; i++) trace += C[i * d + i];
-    double add = ridge * (trace > 0 ? trace / d : 1.0);
+    double add = rk_pca_ridge(trace, d, ridge);
     for (int i = 0; i < d; i++) C[i * d + i] += add;
 }
 

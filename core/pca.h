@@ -8,6 +8,10 @@
 /* w_c = sqrt(qms_c) floored at floor_frac * median(w); Cw = diag(w) C diag(w), in place.
  * qms NULL leaves C unweighted. Then adds ridge * trace(Cw) / d to the diagonal. */
 void rk_pca_weight(double *C, const double *qms, int d, double floor_frac, double ridge);
+/* Its two parts, for fits that weight elsewhere (a backend's rotation_fit): the weights w [d]
+ * (scratch [d]), and the ridge added to the diagonal given trace(Cw). */
+void rk_pca_weights(const double *qms, int d, double floor_frac, double *w, double *scratch);
+double rk_pca_ridge(double trace, int d, double ridge);
 
 /* Exact: all eigenpairs via LAPACKE_dsyevd; evals [d] descending, R [d][r] the top r columns
  * with the sign convention applied. C is not modified. */

@@ -4,6 +4,7 @@
 #include "tensor.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -104,6 +105,12 @@ void rk_rotation_destroy(rk_rotation *rot) {
     free(rot);
 }
 
+/* RK_ROTATION_PROFILE=1 (tuning): host time of each part of accumulate and finalize, to stderr */
+static int rk_rotation_profile(void) {
+    const char *e = getenv("RK_ROTATION_PROFILE");
+    return e && e[0] == '1';
+}
+
 static rk_status rk_check_lengths(rk_context *ctx, const int32_t *n_tokens, int n, int64_t cap,
                                   int32_t *resolved) {
     for (int b = 0; b < n; b++) {
@@ -128,6 +135,10 @@ rk_status rk_rotation_accumulate(rk_rotation *rot, const rk_tensor *keys, const 
     if (keys->dtype == RK_I32) return rk_fail(ctx, RK_ERR_DTYPE_MISMATCH, "keys must be f32/f16/bf16");
 
     size_t nh = (size_t)rot->n_heads, d = (size_t)c->head_dim;
+    const int prof = rk_rotation_profile();
+    double t0 = prof ? rk_now_seconds() : 0.0, t1 = 0.0, t2 = 0.0;
+    rot->moments_id = 0;
+    uint64_t dev_id = 0;
     /* Before any keys, a chunk's moments are the heads' moments: the backend writes them in
      * place (no scratch, no merge), and a failure clears them again. */
     int in_place = 1;
@@ -141,9 +152,10 @@ rk_status rk_rotation_accumulate(rk_rotation *rot, const rk_tensor *keys, const 
     }
     st = rk_check_lengths(ctx, n_tokens, c->n_seq, keys->ne[2], lens);
     if (st != RK_OK) goto done;
-    rk_op_moments op = {keys, lens, c->n_seq, c->n_kv_heads, c->head_dim, mean, scatter};
+    rk_op_moments op = {keys, lens, c->n_seq, c->n_kv_heads, c->head_dim, mean, scatter, &dev_id};
     st = ctx->be->moments(ctx, &op);
     if (st != RK_OK) goto done;
+    if (prof) t1 = rk_now_seconds();
     for (size_t h = 0; h < nh; h++) {
         int64_t nb = lens[h / (size_t)c->n_kv_heads];
         if (nb == 0) continue;
@@ -154,6 +166,9 @@ rk_status rk_rotation_accumulate(rk_rotation *rot, const rk_tensor *keys, const 
             goto done;
         }
     }
+    if (prof) t2 = rk_now_seconds();
+    /* the backend's device copy equals the moments only when they were written in place */
+    if (in_place) rot->moments_id = dev_id;
     /* Merge chunk moments (Chan et al.): stable for any chunking. */
     for (size_t h = 0; h < nh; h++) {
         int64_t na = rot->count[h], nb = lens[h / (size_t)c->n_kv_heads];
@@ -179,11 +194,17 @@ done:
     if (in_place && st != RK_OK) {
         memset(rot->mean, 0, sizeof(double) * nh * d);
         memset(rot->scatter, 0, sizeof(double) * nh * d * d);
+        rot->moments_id = 0;
     }
     free(lens);
     if (!in_place) {
         free(mean);
         free(scatter);
+    }
+    if (prof && st == RK_OK) {
+        double t3 = rk_now_seconds();
+        fprintf(stderr, "rk_rotation accumulate us: moments %.1f, checks %.1f, merge %.1f\n",
+                (t1 - t0) * 1e6, (t2 - t1) * 1e6, (t3 - t2) * 1e6);
     }
     return st;
 }
@@ -291,9 +312,11 @@ static rk_status rk_fit_head(rk_rotation *rot, int h, double *C, double *qms_buf
 }
 
 /* RK_SOLVER_SUBSPACE on a backend that fits on the device: every head with keys in one call.
- * *out gets R [n_heads][d][rank] (heads without keys left unset) and the spectra are filled;
- * RK_ERR_UNSUPPORTED (and *out NULL) when the host should fit instead. */
-static rk_status rk_fit_on_device(rk_rotation *rot, double **out) {
+ * *out gets R [n][d][rank] of the n heads with keys in head order (slot[h]: head h's index
+ * there, -1 without keys) and the spectra are filled; RK_ERR_UNSUPPORTED (and *out NULL) when
+ * the host should fit instead. The backend weights the covariances (rk_op_rotation_fit): the
+ * core sends the scatter it holds, the weights and the ridge. */
+static rk_status rk_fit_on_device(rk_rotation *rot, double **out, int *slot) {
     const rk_rotation_config *c = &rot->cfg;
     rk_context *ctx = rot->ctx;
     *out = NULL;
@@ -304,35 +327,45 @@ static rk_status rk_fit_on_device(rk_rotation *rot, double **out) {
     const size_t dd = (size_t)d * d, dr = (size_t)d * r;
     int n = 0;
     for (int h = 0; h < rot->n_heads; h++) n += rot->count[h] > 0;
-    double *C = malloc(sizeof(double) * ((size_t)n * (dd + dr + (size_t)r) + (size_t)d));
-    double *all_R = malloc(sizeof(double) * (size_t)rot->n_heads * dr);
+    /* R | evals | w | scale | add | qms | sort scratch */
+    double *R = malloc(sizeof(double) * ((size_t)n * (dr + (size_t)r + (size_t)d + 2) + 2 * (size_t)d));
     int *heads = malloc(sizeof(int) * (size_t)n);
     uint64_t *seeds = malloc(sizeof(uint64_t) * (size_t)n);
-    if (!C || !all_R || !heads || !seeds) {
-        free(C); free(all_R); free(heads); free(seeds);
+    if (!R || !heads || !seeds) {
+        free(R); free(heads); free(seeds);
         return rk_fail(ctx, RK_ERR_OUT_OF_MEMORY, "device fit scratch");
     }
-    double *R = C + (size_t)n * dd, *ev = R + (size_t)n * dr, *qms = ev + (size_t)n * r;
+    double *ev = R + (size_t)n * dr, *w = ev + (size_t)n * r, *scale = w + (size_t)n * d;
+    double *add = scale + n, *qms = add + n, *sorted = qms + d;
     for (int h = 0, k = 0; h < rot->n_heads; h++) {
+        slot[h] = -1;
         if (rot->count[h] == 0) continue;
-        double *Ck = C + (size_t)k * dd, inv_n = 1.0 / (double)rot->count[h]; /* no d² divides */
-        for (size_t i = 0; i < dd; i++) Ck[i] = rot->scatter[(size_t)h * dd + i] * inv_n;
-        rk_pca_weight(Ck, c->method == RK_METHOD_PCA_QWEIGHTED ? rk_rotation_qms(rot, h, qms) : NULL,
-                      d, c->qnorm_floor, c->ridge);
+        /* rk_pca_weight's arithmetic on C = S / n: w_i w_j, then the ridge from the trace */
+        const double *S = rot->scatter + (size_t)h * dd, inv_n = 1.0 / (double)rot->count[h];
+        double *wk = w + (size_t)k * d, trace = 0.0;
+        /* no query observed (only PCA_PLAIN gets here so): unweighted, as rk_pca_weight(NULL) */
+        const double *qh = c->method == RK_METHOD_PCA_QWEIGHTED ? rk_rotation_qms(rot, h, qms) : NULL;
+        if (qh) rk_pca_weights(qh, d, c->qnorm_floor, wk, sorted);
+        else
+            for (int i = 0; i < d; i++) wk[i] = 1.0;
+        for (int i = 0; i < d; i++) trace += S[(size_t)i * d + i] * inv_n * (wk[i] * wk[i]);
+        scale[k] = inv_n;
+        add[k] = rk_pca_ridge(trace, d, c->ridge);
         seeds[k] = c->seed + (uint64_t)h; /* the host solver's start */
+        slot[h] = k;
         heads[k++] = h;
     }
-    rk_op_rotation_fit op = {C, seeds, R, ev, n, d, r, p, c->subspace_iters};
+    rk_op_rotation_fit op = {rot->scatter, rot->moments_id, heads, w, scale, add, seeds, R, ev,
+                             n, d, r, p, c->subspace_iters};
     rk_status st = ctx->be->rotation_fit(ctx, &op);
     for (int k = 0; k < n && st == RK_OK; k++) {
         double *spec = rot->spectrum + (size_t)heads[k] * d;
-        memcpy(all_R + (size_t)heads[k] * dr, R + (size_t)k * dr, sizeof(double) * dr);
         memset(spec, 0, sizeof(double) * (size_t)d);
         memcpy(spec, ev + (size_t)k * r, sizeof(double) * (size_t)r);
     }
-    free(C); free(heads); free(seeds);
-    if (st == RK_OK) *out = all_R;
-    else free(all_R);
+    free(heads); free(seeds);
+    if (st == RK_OK) *out = R;
+    else free(R);
     return st;
 }
 
@@ -351,21 +384,33 @@ rk_status rk_rotation_finalize(rk_rotation *rot) {
                            "head %d has none): call rk_rotation_observe or use RK_METHOD_PCA_PLAIN",
                            h / c->n_kv_heads, h % c->n_kv_heads);
     size_t d = (size_t)c->head_dim, r = (size_t)c->rank;
-    double *C = malloc(sizeof(double) * (d * d + d * r + 2 * d));
-    if (!C) return rk_fail(ctx, RK_ERR_OUT_OF_MEMORY, "finalize scratch");
-    double *R = C + d * d, *qms = R + d * r, *dmu = qms + d;
+    const int prof = rk_rotation_profile();
+    double t0 = prof ? rk_now_seconds() : 0.0;
     double *dev_R = NULL;
-    rk_status st = rk_fit_on_device(rot, &dev_R);
+    int *slot = malloc(sizeof(int) * (size_t)rot->n_heads);
+    if (!slot) return rk_fail(ctx, RK_ERR_OUT_OF_MEMORY, "finalize scratch");
+    rk_status st = rk_fit_on_device(rot, &dev_R, slot);
     if (st == RK_ERR_UNSUPPORTED) st = RK_OK; /* fit on the host below; other errors: the
                                                * backend recorded why */
+    double t1 = prof ? rk_now_seconds() : 0.0;
+    /* C [d][d] only for a host fit */
+    const size_t c_n = dev_R ? 0 : d * d;
+    double *C = malloc(sizeof(double) * (c_n + d * r + 2 * d));
+    if (!C) {
+        free(slot);
+        free(dev_R);
+        return st != RK_OK ? st : rk_fail(ctx, RK_ERR_OUT_OF_MEMORY, "finalize scratch");
+    }
+    double *R = C + c_n, *qms = R + d * r, *dmu = qms + d;
     for (int h = 0; h < rot->n_heads && st == RK_OK; h++) {
         rot->ranks[h] = c->rank;
+        const double *Rh = R; /* this head's basis */
         if (rot->count[h] == 0) { /* a sequence with no span: identity columns, no correction */
             memset(R, 0, sizeof(double) * d * r);
             for (size_t j = 0; j < r; j++) R[j * r + j] = 1.0;
             memset(dmu, 0, sizeof(double) * d);
         } else {
-            if (dev_R) memcpy(R, dev_R + (size_t)h * d * r, sizeof(double) * d * r);
+            if (dev_R) Rh = dev_R + (size_t)slot[h] * d * r;
             else st = rk_fit_head(rot, h, C, qms, R);
             if (st != RK_OK) {
                 st = rk_fail(ctx, st, "basis fit failed for sequence %d, KV head %d",
@@ -373,9 +418,9 @@ rk_status rk_rotation_finalize(rk_rotation *rot) {
                 break;
             }
             if (c->method == RK_METHOD_THINK) memset(dmu, 0, sizeof(double) * d);
-            else rk_pca_mean_correction(rot->mean + (size_t)h * d, R, (int)d, (int)r, dmu);
+            else rk_pca_mean_correction(rot->mean + (size_t)h * d, Rh, (int)d, (int)r, dmu);
         }
-        for (size_t i = 0; i < d * r; i++) rot->R[(size_t)h * d * r + i] = (float)R[i];
+        for (size_t i = 0; i < d * r; i++) rot->R[(size_t)h * d * r + i] = (float)Rh[i];
         for (size_t i = 0; i < d; i++) rot->dmu[(size_t)h * d + i] = (float)dmu[i];
     }
     if (st == RK_OK && c->budget > 0) {
@@ -400,10 +445,15 @@ rk_status rk_rotation_finalize(rk_rotation *rot) {
     }
     free(C);
     free(dev_R);
+    free(slot);
     if (st != RK_OK) return st;
+    double t2 = prof ? rk_now_seconds() : 0.0;
     st = rk_buffer_upload(rot->R_dev, 0, rot->R, (size_t)rot->n_heads * d * r * sizeof(float));
     if (st == RK_OK) st = rk_buffer_upload(rot->dmu_dev, 0, rot->dmu, (size_t)rot->n_heads * d * sizeof(float));
     if (st == RK_OK) rot->final = 1;
+    if (prof && st == RK_OK)
+        fprintf(stderr, "rk_rotation finalize us: fit %.1f, bases %.1f, upload %.1f\n", (t1 - t0) * 1e6,
+                (t2 - t1) * 1e6, (rk_now_seconds() - t2) * 1e6);
     return st;
 }
 

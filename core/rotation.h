@@ -11,6 +11,7 @@ struct rk_rotation {
     int64_t *count;       /* [n_heads] */
     double *mean;         /* [n_heads][d] */
     double *scatter;      /* [n_heads][d][d]: Σ (k - mean)(k - mean)ᵀ */
+    uint64_t moments_id;  /* nonzero: the backend holds a device copy of these (rk_op_moments) */
     /* observation window: Σ q² per channel over the window and the group's query heads */
     int64_t *q_count;     /* [n_heads] */
     double *q_sumsq;      /* [n_heads][d] */

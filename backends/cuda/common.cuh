@@ -61,9 +61,22 @@ typedef struct rk_gpu_ctx {
     /* moments / subspace scratch */
     void *scratch;
     size_t scratch_bytes;
+    /* the last moments op's mean and scatter (f64, [BH][d] then [BH][d][d] at mom_scatter
+     * doubles): the fit reads the scatter here when the core passes mom_id (rk_op_moments.
+     * device_id), instead of uploading the copy the core downloaded. mom_id changes with every
+     * moments op, so a stale id never matches. */
+    void *mom;
+    size_t mom_bytes, mom_scatter;
+    uint64_t mom_id;
     /* pinned host staging of the prefill ops' transfers (pageable copies cost ~4x more) */
     void *stage;
     size_t stage_bytes;
+    /* small uploads (RK_UP_BYTES) bounce through two pinned buffers without a synchronization:
+     * up_ev[k] marks when buffer k's copy has run. async_up: RK_CUDA_ASYNC_UPLOAD=1 (tuning) */
+    void *up[2];
+    cudaEvent_t up_ev[2];
+    int up_next, async_up;
+    int mom_direct;          /* RK_CUDA_MOM_DIRECT=1 (tuning): moments download into the host arrays */
 } rk_gpu_ctx;
 
 static inline rk_gpu_ctx *rk_gpu(rk_context *ctx) { return (rk_gpu_ctx *)ctx->impl; }

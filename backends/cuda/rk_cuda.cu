@@ -84,7 +84,12 @@ static void be_context_free(rk_context *ctx) {
 #endif
     (void)cudaFree(g->partials);
     (void)cudaFree(g->scratch);
+    (void)cudaFree(g->mom);
     if (g->stage) (void)cudaFreeHost(g->stage);
+    for (int k = 0; k < 2; k++) {
+        if (g->up[k]) (void)cudaFreeHost(g->up[k]);
+        if (g->up_ev[k]) (void)cudaEventDestroy(g->up_ev[k]);
+    }
     if (g->stream) (void)cudaStreamDestroy(g->stream);
     (void)cudaGetLastError();
     free(g);
@@ -126,6 +131,9 @@ static rk_status be_context_init(rk_context *ctx) {
     if (g->trace_at > 0 && cudaMalloc((void **)&g->trace, (size_t)RK_TR_WORDS * 8) == cudaSuccess)
         (void)cudaMemset(g->trace, 0, (size_t)RK_TR_WORDS * 8);
 #endif
+    const char *au = getenv("RK_CUDA_ASYNC_UPLOAD"), *md = getenv("RK_CUDA_MOM_DIRECT");
+    g->async_up = au && au[0] == '1';
+    g->mom_direct = md && md[0] == '1';
 
     if (g->warp_size != 32 && g->warp_size != 64) {
         be_context_free(ctx);
@@ -158,10 +166,47 @@ static void be_buffer_free(rk_context *ctx, void *handle) {
     (void)cudaFree(handle);
 }
 
+/* Opt-in (RK_CUDA_ASYNC_UPLOAD=1): a small upload through a pinned bounce buffer, not waited
+ * for: the caller may reuse src at once (it was copied), the stream orders the copy before later
+ * work (rotatek.h: operations may be asynchronous until a synchronize or a download). 0: not
+ * taken, the caller uploads synchronously. */
+#define RK_UP_BYTES (256u << 10)
+static int rk_gpu_upload_async(rk_gpu_ctx *g, void *dst, const void *src, size_t bytes) {
+    if (!g->async_up || bytes > RK_UP_BYTES) return 0;
+    const int k = g->up_next;
+    if (!g->up[k]) {
+        if (cudaEventCreateWithFlags(&g->up_ev[k], cudaEventDisableTiming) != cudaSuccess) {
+            g->up_ev[k] = NULL;
+            (void)cudaGetLastError();
+            return 0;
+        }
+        if (cudaMallocHost(&g->up[k], RK_UP_BYTES) != cudaSuccess) {
+            g->up[k] = NULL;
+            (void)cudaEventDestroy(g->up_ev[k]);
+            g->up_ev[k] = NULL;
+            (void)cudaGetLastError();
+            return 0;
+        }
+    } else if (cudaEventSynchronize(g->up_ev[k]) != cudaSuccess) { /* its previous copy */
+        (void)cudaGetLastError();
+        return 0;
+    }
+    memcpy(g->up[k], src, bytes);
+    if (cudaMemcpyAsync(dst, g->up[k], bytes, cudaMemcpyHostToDevice, g->stream) != cudaSuccess ||
+        cudaEventRecord(g->up_ev[k], g->stream) != cudaSuccess) {
+        (void)cudaGetLastError();
+        (void)cudaStreamSynchronize(g->stream); /* then the synchronous path */
+        return 0;
+    }
+    g->up_next = k ^ 1;
+    return 1;
+}
+
 static rk_status be_buffer_upload(rk_context *ctx, void *handle, size_t offset, const void *src,
                                   size_t bytes) {
     rk_status st = rk_gpu_enter(ctx);
     if (st != RK_OK) return st;
+    if (rk_gpu_upload_async(rk_gpu(ctx), (char *)handle + offset, src, bytes)) return RK_OK;
     cudaStream_t s = rk_gpu(ctx)->stream;
     st = rk_gpu_check(ctx, cudaMemcpyAsync((char *)handle + offset, src, bytes,
                                            cudaMemcpyHostToDevice, s), "upload");
@@ -213,6 +258,7 @@ static rk_status be_moments(rk_context *ctx, const rk_op_moments *op) {
     rk_status st = rk_gpu_enter(ctx);
     if (st != RK_OK) return st;
     rk_gpu_ctx *g = rk_gpu(ctx);
+    g->mom_id++; /* from here on the device copy is not the previous op's any more */
     const int B = op->B, H = op->H, d = op->d, BH = B * H;
     rk_keys_view k = rk_keys_of(op->keys);
     /* token chunks: about two blocks per SM over (chunk, head, tile pair) */
@@ -225,12 +271,12 @@ static rk_status be_moments(rk_context *ctx, const rk_op_moments *op) {
     const size_t ps_n = (size_t)n_chunks * BH * pairs * RK_MOM_TILE * RK_MOM_TILE;
     const size_t pm_n = (size_t)n_chunks * BH * d;
     const size_t mean_n = (size_t)BH * d, sc_n = (size_t)BH * d * d;
-    st = rk_gpu_reserve(ctx, &g->scratch, &g->scratch_bytes,
-                        n_bytes + (ps_n + pm_n) * sizeof(float) + (mean_n + sc_n) * sizeof(double), 0);
+    st = rk_gpu_reserve(ctx, &g->scratch, &g->scratch_bytes, n_bytes + (ps_n + pm_n) * sizeof(float), 0);
+    if (st == RK_OK) st = rk_gpu_reserve(ctx, &g->mom, &g->mom_bytes, (mean_n + sc_n) * sizeof(double), 0);
     if (st != RK_OK) return st;
     int *n_dev = (int *)g->scratch;
-    double *mean = (double *)((char *)g->scratch + n_bytes), *scatter = mean + mean_n;
-    float *part_s = (float *)(scatter + sc_n), *part_m = part_s + ps_n;
+    float *part_s = (float *)((char *)g->scratch + n_bytes), *part_m = part_s + ps_n;
+    double *mean = (double *)g->mom, *scatter = mean + mean_n;
     st = rk_gpu_check(ctx, cudaMemcpyAsync(n_dev, op->n_tokens, (size_t)B * sizeof(int),
                                            cudaMemcpyHostToDevice, g->stream), "upload lengths");
     if (st != RK_OK) return st;
@@ -240,6 +286,19 @@ static rk_status be_moments(rk_context *ctx, const rk_op_moments *op) {
     default: rk_launch_moments<DT_BF16>(k, n_dev, BH, chunk, pairs, part_s, part_m, mean, scatter, g->stream); break;
     }
     if ((st = rk_gpu_launched(ctx, "moments kernels")) != RK_OK) return st;
+    if (g->mom_direct) { /* tuning A/B: pageable downloads, no staging copy */
+        st = rk_gpu_check(ctx, cudaMemcpyAsync(op->mean, mean, mean_n * sizeof(double),
+                                               cudaMemcpyDeviceToHost, g->stream), "download mean");
+        if (st == RK_OK)
+            st = rk_gpu_check(ctx, cudaMemcpyAsync(op->scatter, scatter, sc_n * sizeof(double),
+                                                   cudaMemcpyDeviceToHost, g->stream), "download scatter");
+        if (st == RK_OK) st = rk_gpu_check(ctx, cudaStreamSynchronize(g->stream), "moments sync");
+        if (st == RK_OK) {
+            g->mom_scatter = mean_n;
+            if (op->device_id) *op->device_id = g->mom_id;
+        }
+        return st;
+    }
     /* mean and scatter are adjacent: one download through the pinned staging */
     const size_t out_bytes = (mean_n + sc_n) * sizeof(double);
     if ((st = rk_gpu_stage(ctx, out_bytes)) != RK_OK) return st;
@@ -249,6 +308,8 @@ static rk_status be_moments(rk_context *ctx, const rk_op_moments *op) {
     if (st == RK_OK) {
         memcpy(op->mean, g->stage, mean_n * sizeof(double));
         memcpy(op->scatter, (const double *)g->stage + mean_n, sc_n * sizeof(double));
+        g->mom_scatter = mean_n;
+        if (op->device_id) *op->device_id = g->mom_id;
     }
     return st;
 }
