@@ -229,6 +229,23 @@ static __device__ inline rk_dec_seq rk_dec_seq_of(const rk_dec_params &p, int b)
     return p.B <= RK_DEC_INLINE_SEQS ? p.seq[b] : p.seq_dev[b];
 }
 
+/* One 16-byte chunk of q (zeros where !live), scaled, into dst [16 / element size]. */
+template <int DT>
+static __device__ __forceinline__ void rk_store_q_chunk(float *dst, const uint4 &raw, bool live,
+                                                        float qscale) {
+    constexpr int VE = 16 / rk_dt<DT>::size;
+    float v[VE];
+    if (live) {
+        rk_unpack16<DT>(raw, v);
+    } else {
+#pragma unroll
+        for (int e = 0; e < VE; e++) v[e] = 0.0f;
+    }
+#pragma unroll
+    for (int e = 0; e < VE; e += 4)
+        *(float4 *)(dst + e) = make_float4(v[e] * qscale, v[e + 1] * qscale, v[e + 2] * qscale, v[e + 3] * qscale);
+}
+
 /* q of heads h0 .. h0 + rows - 1 (scaled; zero past nh) into dst [rows][d]. Rows of 16-byte
  * chunks (p.q_vec) take one vector load per chunk, usually one per thread; otherwise every
  * scalar load of a thread is in flight together (host keeps rows · d <= RK_Q_MAX · RK_THREADS). */
@@ -242,17 +259,9 @@ static __device__ __forceinline__ void rk_load_q(const rk_dec_params &p, float *
         const int cph = p.d / VE; /* chunks per head row */
         for (int i = threadIdx.x; i < rows * cph; i += NT) {
             const int h = i / cph, c = (i - h * cph) * VE;
-            float v[VE];
-            if (h < nh) {
-                rk_unpack16<DT>(*(const uint4 *)(qb + ((long long)(h0 + h) * p.q_h + c) * ESZ), v);
-            } else {
-#pragma unroll
-                for (int e = 0; e < VE; e++) v[e] = 0.0f;
-            }
-#pragma unroll
-            for (int e = 0; e < VE; e += 4)
-                *(float4 *)(dst + h * p.d + c + e) =
-                    make_float4(v[e] * p.qscale, v[e + 1] * p.qscale, v[e + 2] * p.qscale, v[e + 3] * p.qscale);
+            uint4 raw = make_uint4(0u, 0u, 0u, 0u);
+            if (h < nh) raw = *(const uint4 *)(qb + ((long long)(h0 + h) * p.q_h + c) * ESZ);
+            rk_store_q_chunk<DT>(dst + h * p.d + c, raw, h < nh, p.qscale);
         }
         return;
     }
@@ -331,19 +340,7 @@ static __device__ __forceinline__ bool rk_dec_prologue_loads(const rk_dec_params
     for (int u = 0; u < RU; u++)
         if (tid + u * NT < n_stage / 4) ((float4 *)sm.stage)[tid + u * NT] = rt[u];
     if (tid < d) sdmu[tid] = dm;
-    if (tid < GT * cph) {
-        float v[VE];
-        if (qlive) {
-            rk_unpack16<DT>(qv, v);
-        } else {
-#pragma unroll
-            for (int e = 0; e < VE; e++) v[e] = 0.0f;
-        }
-#pragma unroll
-        for (int e = 0; e < VE; e += 4)
-            *(float4 *)(sm.q + h * d + c + e) =
-                make_float4(v[e] * p.qscale, v[e + 1] * p.qscale, v[e + 2] * p.qscale, v[e + 3] * p.qscale);
-    }
+    if (tid < GT * cph) rk_store_q_chunk<DT>(sm.q + h * d + c, qv, qlive, p.qscale);
     return true;
 }
 

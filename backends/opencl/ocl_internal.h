@@ -32,7 +32,7 @@ typedef struct rk_ocl_params {
     int max_split;         /* split policy: upper bound on splits */
     int seq_inline;        /* decode: batches up to this size (<= RK_OCL_SEQ_INLINE) pass their
                             * sequence table by value instead of uploading it */
-    int groups_mma;        /* the same for the tensor-core warp shape (0: groups_per_cu) */
+    int groups_mma;        /* split policy: groups_per_cu for the tensor-core warp shape (0: same) */
 } rk_ocl_params; /* field order = the table's columns in ocl_params.c */
 
 typedef struct rk_ocl_device_info {
