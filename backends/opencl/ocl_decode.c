@@ -71,9 +71,11 @@ static int rk_ocl_choose_warp_shape(const rk_ocl_ctx *oc, const rk_op_decode *op
     if (s->tile < tile_min) s->tile = tile_min;
     s->gp = 1;
     while (s->gp < s->GH) s->gp *= 2;
-    /* tensor-core q·K and P·V: 8 heads, 16-bit values, 256-byte value rows, 16-token tiles */
+    /* tensor-core q·K and P·V: 8 heads, 16-token tiles, value rows of 128 channels (256 bytes
+     * of 16-bit values, or 512 bytes of f32 through split TF32) */
     s->prefetch = p->prefetch;
-    s->mma = p->mma && s->gp == 8 && op->q->dtype != RK_F32 && s->vc == 16 && s->tile == 16;
+    s->mma = p->mma && s->gp == 8 && s->vc == (op->q->dtype == RK_F32 ? 32 : 16) && p->tile >= 16;
+    if (s->mma) s->tile = 16;
     /* local memory (mirrors rk_decode.cl): q, q·R, biases, then the warps' partials */
     const size_t q_floats = (size_t)s->gp * (op->d + (op->r > 0 ? op->r : 0) + 2);
     while (s->wg > 32 && (q_floats + (size_t)(s->wg / 32) * s->gp * (op->dv + 2)) * sizeof(float) >

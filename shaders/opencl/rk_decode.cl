@@ -245,9 +245,9 @@ kernel void rk_decode_part(RK_DECODE_ARGS) {
  * Defines: RK_NW warps (32 work-items) per work-group; RK_TILE tokens per warp tile; RK_KC_F /
  * RK_KC_S / RK_VC 16-byte chunks per full-width key / pruned key / value row (powers of two
  * <= 32, RK_VC >= RK_KC_F >= RK_KC_S); RK_GP = RK_GH rounded up to a power of two (padding heads
- * repeat the last real one); RK_MMA 1: q·K and P·V on tensor cores (RK_GP 8, 16-bit, RK_VC 16,
- * RK_TILE 16); RK_PREFETCH 1: a warp issues its next tile's loads before working on the current
- * one.
+ * repeat the last real one); RK_MMA 1: q·K and P·V on tensor cores (RK_GP 8, RK_TILE 16; 16-bit
+ * with RK_VC 16, or f32 with RK_VC 32 through split TF32); RK_PREFETCH 1: a warp issues its next
+ * tile's loads before working on the current one.
  * Shuffles, conversions and mma are inline PTX, which NVIDIA's OpenCL compiler hands to ptxas;
  * other devices take the tiled shape below.
  *
@@ -334,6 +334,180 @@ inline uint4 rk_ldchunk(global const rk_elem *row, int chunk) {
 }
 
 #if RK_MMA
+/* Both tensor-core paths leave a tile's logits in the mma accumulator layout: lane (g, q) =
+ * (lane / 4, lane % 4) holds tokens g, g + 8 × heads 2q, 2q + 1, and its softmax state is that of
+ * heads 2q, 2q + 1 (the 8 lanes with the same q keep identical copies). */
+typedef float rk_acc[8][4];
+#define RK_HST 2    /* heads of softmax state per lane: 2q, 2q + 1 */
+#define RK_HLANES 4 /* lanes with distinct states (lanes with equal q share theirs) */
+
+inline void rk_acc_zero(rk_acc acc) {
+    #pragma unroll
+    for (int mb = 0; mb < 8; mb++) acc[mb][0] = acc[mb][1] = acc[mb][2] = acc[mb][3] = 0.0f;
+}
+
+/* The online softmax of one tile: c = q·K of n valid tokens in the layout above. Raises the
+ * references where the tile outruns them by RK_RAISE (rescaling acc and l), adds the tile's
+ * weights to l and returns them in c's layout. */
+inline float4 rk_mma_softmax(const float c[4], int n, float hb0, float hb1, rk_acc acc, float l[2],
+                             float mref[2]) {
+    const int mg = (get_local_id(0) % RK_LANES) / 4;
+    const float x0 = mg < n ? c[0] + hb0 : -INFINITY, x1 = mg < n ? c[1] + hb1 : -INFINITY;
+    const float x2 = mg + 8 < n ? c[2] + hb0 : -INFINITY, x3 = mg + 8 < n ? c[3] + hb1 : -INFINITY;
+    float tm[2] = {fmax(x0, x2), fmax(x1, x3)};
+    #pragma unroll
+    for (int o = 4; o < RK_LANES; o *= 2)
+        #pragma unroll
+        for (int j = 0; j < 2; j++) tm[j] = fmax(tm[j], rk_shfl_xor(tm[j], o));
+    #pragma unroll
+    for (int j = 0; j < 2; j++)
+        if (tm[j] > mref[j] + RK_RAISE) {
+            const float a = exp2(mref[j] - tm[j]);
+            mref[j] = tm[j];
+            l[j] *= a;
+            #pragma unroll
+            for (int mb = 0; mb < 8; mb++) {
+                acc[mb][j] *= a;
+                acc[mb][2 + j] *= a;
+            }
+        }
+    const float4 w = (float4)(exp2(x0 - mref[0]), exp2(x1 - mref[1]), exp2(x2 - mref[0]),
+                              exp2(x3 - mref[1]));
+    l[0] += w.x + w.z;
+    l[1] += w.y + w.w;
+    return w;
+}
+
+inline uint rk_word(uint4 v, int w) { return w == 0 ? v.x : w == 1 ? v.y : w == 2 ? v.z : v.w; }
+
+#if RK_DT == 0
+/* f32 on tensor cores: mma.sync.m16n8k8 with TF32 operands, each f32 operand split into a TF32
+ * part and its residual and three products per step (hi·hi + hi·lo + lo·hi), so logits and sums
+ * keep f32 grade. The FMA shape was issue-bound here: 8 heads of f32 dot products and P·V per
+ * token. A tile is 16 tokens; lane (g, q):
+ * - q·K: C = tokens × heads, A = key rows g and g + 8. Step 2i + h takes words 2h (column q) and
+ *   2h + 1 (column q + 4) of the lane's chunk q + 4i of each row; B = the query of head g at the
+ *   same channels. Keys are loaded RK_TF_KCH chunks per row and lane at a time (full-width rows
+ *   in two rounds: registers).
+ * - P·V: D = Vᵀ·P + D over 8 channel blocks mb = (u, w): rows g / g + 8 = word w of value chunks
+ *   g + 16u / g + 8 + 16u; step s: columns q / q + 4 = tokens q + 8s / q + 4 + 8s. The lane loads
+ *   chunks g + 8c of tokens q + 4j (vb[4j + c]). D columns = heads 2q, 2q + 1. */
+#define RK_TF_KCH 4
+#define RK_MMA1688(c, a0, a1, a2, a3, b0, b1)                                                    \
+    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 "                         \
+                 "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"                         \
+                 : "+f"((c)[0]), "+f"((c)[1]), "+f"((c)[2]), "+f"((c)[3])                        \
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1))
+
+/* (TF32 part rounded to nearest, residual): the mma ignores the residual's low 13 bits */
+inline uint2 rk_tf32_split(uint x) {
+    const uint hi = (x + 0x1000u) & 0xffffe000u;
+    return (uint2)(hi, as_uint(as_float(x) - as_float(hi)));
+}
+
+/* c += A·B in three TF32 products, the small ones first */
+inline void rk_mma3(float c[4], uint a0, uint a1, uint a2, uint a3, uint2 b0, uint2 b1) {
+    const uint2 x0 = rk_tf32_split(a0), x1 = rk_tf32_split(a1), x2 = rk_tf32_split(a2),
+                x3 = rk_tf32_split(a3);
+    RK_MMA1688(c, x0.y, x1.y, x2.y, x3.y, b0.x, b1.x);
+    RK_MMA1688(c, x0.x, x1.x, x2.x, x3.x, b0.y, b1.y);
+    RK_MMA1688(c, x0.x, x1.x, x2.x, x3.x, b0.x, b1.x);
+}
+
+inline void rk_tf_load_v(uint4 vb[16], global const rk_elem *vh, long v_st, int p0, int n) {
+    const int lane = get_local_id(0) % RK_LANES, mg = lane / 4, mq = lane % 4;
+    #pragma unroll
+    for (int j = 0; j < 4; j++)
+        #pragma unroll
+        for (int c = 0; c < 4; c++) {
+            const int t = mq + 4 * j;
+            vb[4 * j + c] = t < n ? rk_ldchunk(vh + (long)(p0 + t) * v_st, mg + 8 * c) : (uint4)(0u);
+        }
+}
+
+/* kb[2i + r] = key chunk q + 4(i0 + i) of row g + 8r (zero past the row or the tile) */
+inline void rk_tf_load_k(uint4 kb[2 * RK_TF_KCH], global const rk_elem *kh, long kst, int shift,
+                         int p0, int n, const int KC, const int i0) {
+    const int lane = get_local_id(0) % RK_LANES, mg = lane / 4, mq = lane % 4;
+    #pragma unroll
+    for (int i = 0; i < RK_TF_KCH; i++)
+        #pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const int t = mg + 8 * r, c = mq + 4 * (i0 + i);
+            kb[2 * i + r] = t < n && c < KC ? rk_ldchunk(kh + (long)(p0 + t - shift) * kst, c) : (uint4)(0u);
+        }
+}
+
+/* Positions [pb, pe) of one segment: key rows kh[(p - shift)·kst], KC chunks wide, scored against
+ * qw[h][KC·4] plus bias[h]; value rows vh[p·v_st]. l and mref: heads 2q, 2q + 1 of this lane. */
+inline void rk_warp_segment(global const rk_elem *kh, long kst, int shift, global const rk_elem *vh,
+                            long v_st, int pb, int pe, local const float *qw, local const float *bias,
+                            const int KC, rk_acc acc, float l[2], float mref[2]) {
+    const int NCH = (KC + 3) / 4; /* key chunks per row and lane */
+    const int lane = get_local_id(0) % RK_LANES, warp = get_local_id(0) / RK_LANES;
+    const int mg = lane / 4, mq = lane % 4;
+    const float hb0 = bias[2 * mq], hb1 = bias[2 * mq + 1];
+    for (int p0 = pb + warp * RK_TILE; p0 < pe; p0 += RK_NW * RK_TILE) {
+        const int n = min(RK_TILE, pe - p0);
+        uint4 vb[16], kb[2 * RK_TF_KCH];
+        rk_tf_load_v(vb, vh, v_st, p0, n);
+        rk_tf_load_k(kb, kh, kst, shift, p0, n, KC, 0);
+
+        /* logits: tokens g, g + 8 × heads 2q, 2q + 1 */
+        float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        #pragma unroll
+        for (int i0 = 0; i0 < NCH; i0 += RK_TF_KCH) {
+            if (i0 > 0) rk_tf_load_k(kb, kh, kst, shift, p0, n, KC, i0);
+            #pragma unroll
+            for (int i = 0; i < RK_TF_KCH; i++)
+                #pragma unroll
+                for (int h = 0; h < 2; h++) {
+                    const int ch = mq + 4 * (i0 + i);
+                    if (i0 + i < NCH) {
+                        const float2 bq = ch < KC ? vload2(0, qw + (mg * KC + ch) * 4 + 2 * h) : (float2)(0.0f);
+                        rk_mma3(c, rk_word(kb[2 * i], 2 * h), rk_word(kb[2 * i + 1], 2 * h),
+                                rk_word(kb[2 * i], 2 * h + 1), rk_word(kb[2 * i + 1], 2 * h + 1),
+                                rk_tf32_split(as_uint(bq.x)), rk_tf32_split(as_uint(bq.y)));
+                    }
+                }
+        }
+        const float4 w = rk_mma_softmax(c, n, hb0, hb1, acc, l, mref);
+
+        /* B of P·V: P[token q + 4(e & 1) + 8(e >> 1)][head g], from the lane holding that token */
+        uint2 pb2[4];
+        #pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const int src = 4 * (mq + 4 * (e & 1)) + mg / 2;
+            const float ev = rk_shfl_idx(e >> 1 ? w.z : w.x, src), od = rk_shfl_idx(e >> 1 ? w.w : w.y, src);
+            pb2[e] = rk_tf32_split(as_uint(mg & 1 ? od : ev));
+        }
+        #pragma unroll
+        for (int u = 0; u < 2; u++)
+            #pragma unroll
+            for (int wd = 0; wd < 4; wd++)
+                #pragma unroll
+                for (int st = 0; st < 2; st++)
+                    rk_mma3(acc[u * 4 + wd], rk_word(vb[8 * st + 2 * u], wd),
+                            rk_word(vb[8 * st + 2 * u + 1], wd), rk_word(vb[8 * st + 4 + 2 * u], wd),
+                            rk_word(vb[8 * st + 4 + 2 * u + 1], wd), pb2[2 * st], pb2[2 * st + 1]);
+    }
+}
+
+/* This warp's partial sums into red[warp][head][channel] */
+inline void rk_warp_partial(local float *red, rk_acc acc, int warp) {
+    const int lane = get_local_id(0) % RK_LANES, mg = lane / 4, mq = lane % 4;
+    local float *r0 = red + (warp * RK_GP + 2 * mq) * RK_DV;
+    #pragma unroll
+    for (int mb = 0; mb < 8; mb++) {
+        const int c0 = 4 * (mg + 16 * (mb >> 2)) + (mb & 3), c8 = c0 + 32;
+        r0[c0] = acc[mb][0];
+        r0[RK_DV + c0] = acc[mb][1];
+        r0[c8] = acc[mb][2];
+        r0[RK_DV + c8] = acc[mb][3];
+    }
+}
+
+#else
 /* Both products on tensor cores (mma.sync.m16n8k16, as backends/cuda/decode.cuh), so no lane
  * keeps a query slice of 8 heads in registers (64 of them at d 128; the FMA shape sat at 255).
  * Lane (g, q) = (lane / 4, lane % 4):
@@ -347,7 +521,6 @@ inline uint4 rk_ldchunk(global const rk_elem *row, int chunk) {
  *   g + 8, B = P of those tokens for head g, D columns = heads 2q, 2q+1.
  * So a lane's softmax state is that of heads 2q, 2q + 1. */
 #define RK_KCH_MAX ((RK_KC_F + 3) / 4) /* key chunks per row and lane */
-typedef float rk_acc[8][4];
 inline uint rk_pack_p(float lo, float hi) {
     uint r;
 #if RK_DT == 1
@@ -373,7 +546,6 @@ inline float2 rk_unpack2(uint x) {
     asm volatile(RK_MMA_OP "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"              \
                  : "+f"((c)[0]), "+f"((c)[1]), "+f"((c)[2]), "+f"((c)[3])                        \
                  : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1))
-inline uint rk_word(uint4 v, int w) { return w == 0 ? v.x : w == 1 ? v.y : w == 2 ? v.z : v.w; }
 inline uint rk_lo16(uint a, uint b) { return (a & 0xffffu) | (b << 16); }
 inline uint rk_hi16(uint a, uint b) { return (a >> 16) | (b & 0xffff0000u); }
 
@@ -455,37 +627,14 @@ inline void rk_warp_segment(global const rk_elem *kh, long kst, int shift, globa
                 RK_MMA16816(c, a0, a1, a2, a3, bq[2 * i + h][0], bq[2 * i + h][1]);
                 RK_MMA16816(c, a0, a1, a2, a3, bq[2 * i + h][2], bq[2 * i + h][3]);
             }
-        const float x0 = mg < n ? c[0] + hb0 : -INFINITY, x1 = mg < n ? c[1] + hb1 : -INFINITY;
-        const float x2 = mg + 8 < n ? c[2] + hb0 : -INFINITY, x3 = mg + 8 < n ? c[3] + hb1 : -INFINITY;
-        float tm[2] = {fmax(x0, x2), fmax(x1, x3)};
-        #pragma unroll
-        for (int o = 4; o < RK_LANES; o *= 2)
-            #pragma unroll
-            for (int j = 0; j < 2; j++) tm[j] = fmax(tm[j], rk_shfl_xor(tm[j], o));
-        /* the 8 lanes of a head pair hold the same maxima and raise the same references */
-        #pragma unroll
-        for (int j = 0; j < 2; j++)
-            if (tm[j] > mref[j] + RK_RAISE) {
-                const float a = exp2(mref[j] - tm[j]);
-                mref[j] = tm[j];
-                l[j] *= a;
-                #pragma unroll
-                for (int mb = 0; mb < 8; mb++) {
-                    acc[mb][j] *= a;
-                    acc[mb][2 + j] *= a;
-                }
-            }
-        const float w0 = exp2(x0 - mref[0]), w2 = exp2(x2 - mref[0]);
-        const float w1 = exp2(x1 - mref[1]), w3 = exp2(x3 - mref[1]);
-        l[0] += w0 + w2;
-        l[1] += w1 + w3;
+        const float4 w = rk_mma_softmax(c, n, hb0, hb1, acc, l, mref);
 
         /* B of P·V (head g, tokens 2q + (e & 1) + 8(e >> 1)) from the lanes of those tokens */
         float p[4];
         #pragma unroll
         for (int e = 0; e < 4; e++) {
             const int src = 4 * (2 * mq + (e & 1)) + mg / 2;
-            const float ev = rk_shfl_idx(e >> 1 ? w2 : w0, src), od = rk_shfl_idx(e >> 1 ? w3 : w1, src);
+            const float ev = rk_shfl_idx(e >> 1 ? w.z : w.x, src), od = rk_shfl_idx(e >> 1 ? w.w : w.y, src);
             p[e] = mg & 1 ? od : ev;
         }
         const uint b0 = rk_pack_p(p[0], p[1]), b1 = rk_pack_p(p[2], p[3]);
@@ -500,12 +649,47 @@ inline void rk_warp_segment(global const rk_elem *kh, long kst, int shift, globa
             }
     }
 }
-#define RK_HST 2    /* heads of softmax state per lane: 2q, 2q + 1 */
-#define RK_HLANES 4 /* lanes with distinct states (lanes with equal q share theirs) */
+
+inline void rk_warp_partial(local float *red, rk_acc acc, int warp) {
+    const int lane = get_local_id(0) % RK_LANES, mg = lane / 4, mq = lane % 4;
+    #pragma unroll
+    for (int mb = 0; mb < 8; mb++) {
+        local float *r0 = red + (warp * RK_GP + 2 * mq) * RK_DV + (mg + 8 * (mb >> 2)) * 8 + 2 * (mb & 3);
+        r0[0] = acc[mb][0];
+        r0[RK_DV] = acc[mb][1];
+        r0[1] = acc[mb][2];
+        r0[RK_DV + 1] = acc[mb][3];
+    }
+}
+#endif /* RK_DT */
 #else
 typedef rk_chunk rk_acc[RK_GP]; /* heads × this lane's value chunk */
 #define RK_HST RK_GP /* every lane: every head */
 #define RK_HLANES 1
+
+inline void rk_acc_zero(rk_acc acc) {
+    #pragma unroll
+    for (int h = 0; h < RK_GP; h++) acc[h] = (rk_chunk)(0.0f);
+}
+
+/* This warp's partial sums into red[warp][head][channel]: lanes with the same value chunk (other
+ * tokens) first add theirs */
+inline void rk_warp_partial(local float *red, rk_acc acc, int warp) {
+    const int lane = get_local_id(0) % RK_LANES;
+    #pragma unroll
+    for (int o = RK_VC; o < RK_LANES; o *= 2)
+        #pragma unroll
+        for (int h = 0; h < RK_GP; h++) acc[h] += rk_shfl_xor_chunk(acc[h], o);
+    if (lane < RK_VC)
+        #pragma unroll
+        for (int h = 0; h < RK_GP; h++) {
+#if RK_VE == 8
+            vstore8(acc[h], lane, red + (warp * RK_GP + h) * RK_DV);
+#else
+            vstore4(acc[h], lane, red + (warp * RK_GP + h) * RK_DV);
+#endif
+        }
+}
 
 /* Loads of the tile at p0 (n valid rows) that this lane uses, all issued before any is used. */
 inline void rk_warp_load(uint4 vb[RK_VSL], uint4 kb[RK_KSL_MAX], global const rk_elem *kh, long kst,
@@ -803,31 +987,7 @@ rk_decode_part(RK_DECODE_ARGS) {
     rk_warp_segment(kfh, kf_st, sg.z, vh, v_st, sg.x, sg.y, qf, bias_f, RK_KC_F, acc, l, mref);
 
     /* this warp's partial into local memory, then the warps (each with its own references) */
-#if RK_MMA
-    const int mg = lane / 4, mq = lane % 4;
-    #pragma unroll
-    for (int mb = 0; mb < 8; mb++) {
-        local float *r0 = red + (warp * RK_GP + 2 * mq) * RK_DV + (mg + 8 * (mb >> 2)) * 8 + 2 * (mb & 3);
-        r0[0] = acc[mb][0];
-        r0[RK_DV] = acc[mb][1];
-        r0[1] = acc[mb][2];
-        r0[RK_DV + 1] = acc[mb][3];
-    }
-#else
-    #pragma unroll
-    for (int o = RK_VC; o < RK_LANES; o *= 2) /* lanes with the same chunk, other tokens */
-        #pragma unroll
-        for (int h = 0; h < RK_GP; h++) acc[h] += rk_shfl_xor_chunk(acc[h], o);
-    if (lane < RK_VC)
-        #pragma unroll
-        for (int h = 0; h < RK_GP; h++) {
-#if RK_VE == 8
-            vstore8(acc[h], lane, red + (warp * RK_GP + h) * RK_DV);
-#else
-            vstore4(acc[h], lane, red + (warp * RK_GP + h) * RK_DV);
-#endif
-        }
-#endif
+    rk_warp_partial(red, acc, warp);
     #pragma unroll
     for (int o = RK_HLANES; o < RK_LANES; o *= 2)
         #pragma unroll

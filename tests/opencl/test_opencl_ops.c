@@ -123,6 +123,13 @@ static const decode_case decode_cases[] = {
     {"rising-logits", 2, 6, 2, 64, 64, 32, 700, {{700, 100, 300}, {650, 0, 0}}, RK_LAYOUT_BHTC,
      0, 1, 40.0},
     {"rising-logits-split", 1, 4, 1, 64, 32, 16, 600, {{600, 200, 200}}, RK_LAYOUT_BHTC, 0, 0, 25.0},
+    /* 128-channel rows and 5-8 query heads per KV head: the tensor-core warp shape on NVIDIA
+     * (16-bit, and f32 through split TF32), rising logits and partial tiles in every segment;
+     * r 8 leaves most of each lane's key chunks past the row */
+    {"gqa7-d128-r64-ramp", 2, 14, 2, 128, 128, 64, 613, {{613, 80, 500}, {301, 17, 200}},
+     RK_LAYOUT_BHTC, 0, 3, 12.0},
+    {"gqa8-d128-r8-token-major", 1, 8, 1, 128, 128, 8, 450, {{450, 3, 430}}, RK_LAYOUT_BTHC, 0, 0,
+     0.0},
     /* more sequences than the kernels take by value (RK_OCL_SEQ_INLINE): the uploaded table */
     {"ragged-20-seqs", 20, 4, 2, 64, 64, 16, 96,
      {{96, 10, 50}, {1, 0, 0}, {50, 0, 50}, {96, 0, 0}, {70, 20, 40}, {33, 3, 30}, {96, 95, 1},
