@@ -41,14 +41,6 @@ typedef struct rk_gpu_ctx {
     int prefetch;            /* decode tile prefetch variant: -1 the host rule (be_decode), 0 off, 1 on */
     int early;               /* decode loads before griddepcontrol.wait: -1 the host rule, 0 off, 1 on */
     int dec_nt;              /* decode block size: 0 the host rule, 128 or 256 forced */
-    int l2_head, l2_dist;    /* decode L2 prefetch of tiles: first tiles, rolling distance (-1 rule) */
-    int qasync;              /* prologue stages R by cp.async: -1 the rule, 0 off, 1 on */
-    int qchunk;              /* floats of R staged per prologue pass (0: the rule) */
-    int split_waves;         /* token splits for this many waves of resident blocks (0: one) */
-    int qproj;               /* q·R in its own kernel before the decode: -1 the rule, 0 off, 1 on */
-    float *qrbuf;            /* rk_dec_qproj outputs, two sets used in turn */
-    size_t qrbuf_bytes;
-    int qr_flip;
     /* the last work enqueued on the stream was a decode writing these buffers (be_decode; any
      * other entry point clears it in rk_gpu_enter) */
     int dec_prev_valid;

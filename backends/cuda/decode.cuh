@@ -97,39 +97,6 @@ static __device__ __forceinline__ void rk_pdl_enter() {
     rk_pdl_trigger();
 }
 
-/* cp.async (sm_80+): 16 bytes global → shared without registers; wait_all before the barrier
- * that publishes them. prefetch.global.L2: a line into L2 with no register or completion. */
-#if !defined(RK_HIP)
-#define RK_HAVE_CP_ASYNC 1
-#else
-#define RK_HAVE_CP_ASYNC 0
-#endif
-static __device__ __forceinline__ void rk_cp_async16(float *dst, const float *src) {
-#if RK_HAVE_CP_ASYNC && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-    const unsigned s = (unsigned)__cvta_generic_to_shared(dst);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(s), "l"(src) : "memory");
-#else
-    *(float4 *)dst = *(const float4 *)src;
-#endif
-}
-static __device__ __forceinline__ void rk_cp_async_commit() {
-#if RK_HAVE_CP_ASYNC && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-    asm volatile("cp.async.commit_group;" ::: "memory");
-#endif
-}
-static __device__ __forceinline__ void rk_cp_async_wait_all() {
-#if RK_HAVE_CP_ASYNC && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-    asm volatile("cp.async.wait_all;" ::: "memory");
-#endif
-}
-static __device__ __forceinline__ void rk_prefetch_l2(const void *ptr) {
-#if !defined(RK_HIP) && defined(__CUDA_ARCH__)
-    asm volatile("prefetch.global.L2 [%0];" ::"l"(ptr));
-#else
-    (void)ptr;
-#endif
-}
-
 /* Trace builds (-DRK_DEC_TRACE, CUDA): per-warp clock64 stamps of the decode's phases into
  * p.trace (host: RK_CUDA_DEC_TRACE, see rk_cuda.cu). Compiled out otherwise. */
 #if defined(RK_DEC_TRACE) && !defined(RK_HIP)
@@ -186,8 +153,7 @@ static __device__ __forceinline__ void rk_mma_hilo(float *c, const unsigned *a, 
 
 #define RK_DEC_INLINE_SEQS 64 /* sequence table passed in the kernel parameters up to this B */
 #define RK_DEC_MAX_SPLITS 256
-#define RK_QPROJ_CHUNK 4096 /* floats of R staged per pass of the prologue's projection (default;
-                              * p.qchunk, host rule in be_decode) */
+#define RK_QPROJ_CHUNK 4096 /* floats of R staged per pass of the prologue's projection */
 #define RK_QPROJ_OUT 16     /* q·R outputs per thread: gt · r <= 16 · 128 */
 
 struct rk_dec_seq {
@@ -210,12 +176,6 @@ struct rk_dec_params {
     float *part;                /* [B][Hq][S][dv] partial accumulators */
     float *part_ml;             /* [B][Hq][S] partial log2-sum-exp (M + log2 L) */
     int early;                  /* PDL: read inputs before griddepcontrol.wait (rk_decode_vec) */
-    int l2_head, l2_dist;       /* L2 prefetch: a warp's tiles [PF, l2_head) before the prologue,
-                                 * then the tile l2_dist ahead of the current one (0: none) */
-    int qasync;                 /* prologue stages R by cp.async (no registers, one round trip) */
-    float *qr_g;                /* rk_dec_qproj's q·R [B][Hq][r] then q·δμ [B][Hq] (scaled q), or
-                                 * NULL: every decode block projects in its prologue */
-    int qchunk;                 /* floats of R staged per prologue pass */
     unsigned long long *trace;  /* RK_DEC_TRACE builds: phase stamps of one decode, else NULL */
     rk_dec_seq seq[RK_DEC_INLINE_SEQS];
 };
@@ -226,15 +186,15 @@ struct rk_dec_smem {
     float *q, *qr, *bias, *logit, *p, *alpha, *m, *l, *acc, *stage;
 };
 
-static __host__ __device__ inline int rk_dec_stage_rows(int d, int r, int chunk) {
-    return d < chunk / r ? d : chunk / r;
+static __host__ __device__ inline int rk_dec_stage_rows(int d, int r) {
+    return d < RK_QPROJ_CHUNK / r ? d : RK_QPROJ_CHUNK / r;
 }
 
 /* R chunk, δμ, then the projection's per-slice partial sums [slices][gt][r] */
-static __host__ __device__ inline size_t rk_dec_stage_floats(int gt, int d, int r, int nt, int chunk) {
+static __host__ __device__ inline size_t rk_dec_stage_floats(int gt, int d, int r, int nt) {
     if (r <= 0) return 0;
     const int ns = r < nt ? nt / r : 1;
-    return (size_t)rk_dec_stage_rows(d, r, chunk) * r + d + (size_t)ns * gt * r;
+    return (size_t)rk_dec_stage_rows(d, r) * r + d + (size_t)ns * gt * r;
 }
 
 /* q, q·R and bias; rounded to 16 bytes so the stage after it takes 16-byte stores */
@@ -243,9 +203,9 @@ static __host__ __device__ inline size_t rk_dec_front_floats(int gt, int d, int 
 }
 
 static __host__ __device__ inline size_t rk_dec_smem_floats(int gt, int d, int r, int dv, int nw,
-                                                            int tile, int nt, int chunk) {
+                                                            int tile, int nt) {
     const size_t tiles = 2 * (size_t)nw * gt * tile + 3 * (size_t)nw * gt + (size_t)nw * gt * dv;
-    const size_t stage = rk_dec_stage_floats(gt, d, r, nt, chunk);
+    const size_t stage = rk_dec_stage_floats(gt, d, r, nt);
     return rk_dec_front_floats(gt, d, r) + (tiles > stage ? tiles : stage);
 }
 
@@ -362,35 +322,25 @@ static __device__ __forceinline__ bool rk_dec_prologue_loads(const rk_dec_params
                                                             const float *dmu, int n_stage, float *sdmu) {
     constexpr int ESZ = rk_dt<DT>::size, VE = 16 / ESZ, RU = (RK_QPROJ_CHUNK / 4 + NT - 1) / NT;
     const int tid = threadIdx.x, d = p.d, cph = d / VE;
-    const bool async = RK_HAVE_CP_ASYNC && p.qasync;
-    if (!(p.q_vec && GT * cph <= NT && d <= NT && n_stage % 4 == 0 && (async || n_stage / 4 <= RU * NT) &&
+    if (!(p.q_vec && GT * cph <= NT && d <= NT && n_stage % 4 == 0 && n_stage / 4 <= RU * NT &&
           ((size_t)R & 15) == 0))
         return false;
     float4 rt[RU];
-    if (async) {
-        /* every 16-byte piece of the chunk straight into shared memory: no registers, any size */
-        for (int i = tid; i < n_stage / 4; i += NT) rk_cp_async16(sm.stage + 4 * i, R + 4 * i);
-        rk_cp_async_commit();
-    } else {
 #pragma unroll
-        for (int u = 0; u < RU; u++) {
-            const int i = tid + u * NT;
-            rt[u] = i < n_stage / 4 ? ((const float4 *)R)[i] : make_float4(0.f, 0.f, 0.f, 0.f);
-        }
+    for (int u = 0; u < RU; u++) {
+        const int i = tid + u * NT;
+        rt[u] = i < n_stage / 4 ? ((const float4 *)R)[i] : make_float4(0.f, 0.f, 0.f, 0.f);
     }
     const float dm = tid < d ? dmu[tid] : 0.0f;
     const int h = tid / cph, c = (tid - h * cph) * VE;
     const bool qlive = tid < GT * cph && h < nh;
     uint4 qv = make_uint4(0u, 0u, 0u, 0u);
     if (qlive) qv = *(const uint4 *)(p.q + ((size_t)(b * p.q_b) + (long long)(h0 + h) * p.q_h + c) * ESZ);
-    if (!async) {
 #pragma unroll
-        for (int u = 0; u < RU; u++)
-            if (tid + u * NT < n_stage / 4) ((float4 *)sm.stage)[tid + u * NT] = rt[u];
-    }
+    for (int u = 0; u < RU; u++)
+        if (tid + u * NT < n_stage / 4) ((float4 *)sm.stage)[tid + u * NT] = rt[u];
     if (tid < d) sdmu[tid] = dm;
     if (tid < GT * cph) rk_store_q_chunk<DT>(sm.q + h * d + c, qv, qlive, p.qscale);
-    if (async) rk_cp_async_wait_all(); /* the caller's barrier publishes the stage */
     return true;
 }
 
@@ -411,28 +361,9 @@ static __device__ void rk_dec_prologue(const rk_dec_params &p, const rk_dec_smem
         __syncthreads();
         return;
     }
-    if (p.qr_g) {
-        /* q·R and q·δμ from rk_dec_qproj (the host launched it before this decode): q, then the
-         * block's rows of both, zero past the group */
-        const float *qr = p.qr_g + ((size_t)b * p.Hq + h0) * r, *bias = p.qr_g + (size_t)p.B * p.Hq * r + (size_t)b * p.Hq + h0;
-        float t[RK_QPROJ_OUT];
-#pragma unroll
-        for (int k = 0; k < RK_QPROJ_OUT; k++) {
-            const int i = tid + k * NT;
-            t[k] = i < GT * r && i / r < nh ? qr[i] : 0.0f;
-        }
-        const float bv = tid < GT && tid < nh ? bias[tid] : 0.0f;
-        rk_load_q<DT, NT>(p, sm.q, b, h0, nh, GT);
-#pragma unroll
-        for (int k = 0; k < RK_QPROJ_OUT; k++)
-            if (tid + k * NT < GT * r) sm.qr[tid + k * NT] = t[k];
-        if (tid < GT) sm.bias[tid] = bv;
-        __syncthreads();
-        return;
-    }
     const size_t bg = (size_t)b * p.Hkv + g;
     const float *R = p.R + bg * d * r, *dmu = p.dmu + bg * d;
-    const int rows = rk_dec_stage_rows(d, r, p.qchunk);
+    const int rows = rk_dec_stage_rows(d, r);
     const int ns = r < NT ? NT / r : 1; /* row slices */
     float *sdmu = sm.stage + rows * r, *red = sdmu + d;  /* red [ns][GT][r] */
     if (!rk_dec_prologue_loads<DT, GT, NT>(p, sm, b, h0, nh, R, dmu, rows * r, sdmu)) {
@@ -862,69 +793,6 @@ __global__ void __launch_bounds__(RK_THREADS) rk_decode_combine(const rk_dec_par
 #endif
 }
 
-/* q·R and q·δμ of every query head, once per decode, for the decode blocks to load (p.qr_g; host
- * rule in be_decode: grids of many blocks with 8-head chunks, where every split recomputing the
- * projection in its prologue cost ~10 us at B 8). Block = (sequence, KV head, 8 columns of R);
- * thread = one column × a 16th of the rows, 8 heads at a time; slices meet in shared memory.
- * PDL: the decode may start (its first tiles' loads) at once; the stores are unordered with the
- * stream's previous kernel (host double-buffers qr_g), and the kernel ends only after that kernel
- * (early) so the decode's wait still orders it after the previous decode's combine. */
-#define RK_QPJ_COLS 8
-template <int DT>
-__global__ void __launch_bounds__(RK_THREADS) rk_dec_qproj(const rk_dec_params p) {
-    if (!p.early) rk_pdl_wait();
-    rk_pdl_trigger();
-    extern __shared__ float rk_smem[];
-    constexpr int NS = RK_THREADS / RK_QPJ_COLS; /* row slices */
-    const int tid = threadIdx.x, d = p.d, r = p.r, G = p.G;
-    const int nj = (r + RK_QPJ_COLS - 1) / RK_QPJ_COLS;
-    const int jc = blockIdx.x % nj, g = (blockIdx.x / nj) % p.Hkv, b = blockIdx.x / (nj * p.Hkv);
-    const int jj = tid % RK_QPJ_COLS, sl = tid / RK_QPJ_COLS, j = jc * RK_QPJ_COLS + jj;
-    const size_t bg = (size_t)b * p.Hkv + g;
-    const float *R = p.R + bg * d * r, *dmu = p.dmu + bg * d;
-    float *sq = rk_smem, *red = sq + G * d; /* [G][d], [NS][8][COLS] */
-    const char *qb = p.q + (size_t)(b * p.q_b) * rk_dt<DT>::size;
-    for (int i = tid; i < G * d; i += RK_THREADS) {
-        const int h = i / d, c = i - h * d;
-        sq[i] = rk_load<DT>(qb, (long long)(g * G + h) * p.q_h + c) * p.qscale;
-    }
-    __syncthreads();
-    float *qr = p.qr_g + ((size_t)b * p.Hq + (size_t)g * G) * r;
-    for (int h0 = 0; h0 < G; h0 += 8) {
-        float acc[8];
-#pragma unroll
-        for (int h = 0; h < 8; h++) acc[h] = 0.0f;
-        if (j < r)
-            for (int c = sl; c < d; c += NS) {
-                const float rv = R[(size_t)c * r + j];
-#pragma unroll
-                for (int h = 0; h < 8; h++)
-                    if (h0 + h < G) acc[h] += sq[(h0 + h) * d + c] * rv;
-            }
-#pragma unroll
-        for (int h = 0; h < 8; h++) red[(sl * 8 + h) * RK_QPJ_COLS + jj] = acc[h];
-        __syncthreads();
-        if (tid < 8 * RK_QPJ_COLS) {
-            const int h = tid / RK_QPJ_COLS, jo = jc * RK_QPJ_COLS + tid % RK_QPJ_COLS;
-            float a = 0.0f;
-            for (int k = 0; k < NS; k++) a += red[(k * 8 + h) * RK_QPJ_COLS + tid % RK_QPJ_COLS];
-            if (h0 + h < G && jo < r) qr[(size_t)(h0 + h) * r + jo] = a;
-        }
-        __syncthreads();
-    }
-    if (jc == 0) { /* q·δμ: a warp per head */
-        float *bias = p.qr_g + (size_t)p.B * p.Hq * r + (size_t)b * p.Hq + (size_t)g * G;
-        const int lane = tid % RK_WARP;
-        for (int h = tid / RK_WARP; h < G; h += RK_THREADS / RK_WARP) {
-            float a = 0.0f;
-            for (int c = lane; c < d; c += RK_WARP) a += sq[h * d + c] * dmu[c];
-            a = rk_warp_sum(a);
-            if (lane == 0) bias[h] = a;
-        }
-    }
-    if (p.early) rk_pdl_wait();
-}
-
 /* Fast path. KC / VC: 16-byte chunks per hot K row (r for sparse, d for dense) and per V row.
  * The hot query slice lives in registers (QS = 1 would read it from shared memory instead: fewer
  * registers, measured no faster; see NOTES.md). PF = 1 (tensor-core path only): a warp issues its
@@ -1026,24 +894,6 @@ __global__ void __launch_bounds__(NT, (RK_HAVE_MMA && GT == 8 && DT != DT_F32 &&
         unsigned kbuf[NB][MMA ? KSTEPS : 1][4];
         const int p_first = t0 + warp * TILE, p_step = NW * TILE;
         if (PF && p_first < t1) tile_loads(p_first, vbuf[0], kbuf[0]);
-        /* L2 prefetch of this warp's k-th tile: V rows on lanes 0-15, hot K rows on 16-31 (no
-         * registers held: the later loads hit L2, and HBM has more requests in flight) */
-        auto l2_tile = [&](int k) {
-            const int q0 = p_first + k * p_step, pos = q0 + (lane & 15);
-            if (q0 >= t1 || pos >= t1) return;
-            if (lane < 16) {
-                const char *vrow = p.v + ((size_t)(b * p.v_b + g * p.v_h) + (size_t)pos * p.v_t) * ESZ;
-#pragma unroll
-                for (int o = 0; o < VC * 16; o += 128) rk_prefetch_l2(vrow + o);
-            } else if (is_hot(q0)) {
-                const char *krow = kbase + (size_t)(pos - hot_lo) * kt * ESZ;
-#pragma unroll
-                for (int o = 0; o < KC * 16; o += 128) rk_prefetch_l2(krow + o);
-            }
-        };
-        for (int k = PF ? 1 : 0; k < p.l2_head; k++) l2_tile(k);
-        /* with rk_dec_qproj's q·R: its results (and the stream's earlier work) first */
-        if (p.early && p.qr_g) rk_pdl_enter();
         rk_dec_prologue<DT, GT, NT>(p, sm, b, g, h0, nh, need_span);
 #if RK_TRACE
         if (trw && lane == 0) trw[3] = rk_clk();
@@ -1085,13 +935,11 @@ __global__ void __launch_bounds__(NT, (RK_HAVE_MMA && GT == 8 && DT != DT_F32 &&
         float *lg = sm.logit + warp * GT * TILE;
         float *pw = sm.p + warp * TILE * GT;
 
-        int kidx = 0; /* this tile's index among the warp's */
-        for (int p0 = p_first; p0 < t1; p0 += p_step, kidx++) {
+        for (int p0 = p_first; p0 < t1; p0 += p_step) {
 #if RK_TRACE
             const unsigned long long tr_a = rk_clk();
             unsigned long long tr_b = 0, tr_c = 0;
 #endif
-            if (p.l2_dist > 0 && kidx + p.l2_dist >= p.l2_head) l2_tile(kidx + p.l2_dist);
             uint4 *vb = vbuf[0];
             unsigned (*ka)[4] = kbuf[0];
             if (PF) { /* the next tile's loads go out before this tile's math */
@@ -1313,8 +1161,7 @@ __global__ void __launch_bounds__(NT, (RK_HAVE_MMA && GT == 8 && DT != DT_F32 &&
     /* early: the finish waits for the previous kernel (rk_pdl_enter) right before its first
      * global store, once the block's own merge is done */
     constexpr int DVC = VC * 16 / ESZ; /* dv on this path (V rows of VC chunks) */
-    rk_dec_finish<DT, NT, (GT * DVC + NT - 1) / NT>(p, sm, s, b, h0, nh, GT, split, nonempty,
-                                                    p.early && !(p.qr_g && nonempty));
+    rk_dec_finish<DT, NT, (GT * DVC + NT - 1) / NT>(p, sm, s, b, h0, nh, GT, split, nonempty, p.early);
 #if RK_TRACE
     if (trw && threadIdx.x % RK_WARP == 0) {
         unsigned smid;

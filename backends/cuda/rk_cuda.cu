@@ -83,7 +83,6 @@ static void be_context_free(rk_context *ctx) {
     }
 #endif
     (void)cudaFree(g->partials);
-    (void)cudaFree(g->qrbuf);
     (void)cudaFree(g->scratch);
     (void)cudaFree(g->mom);
     if (g->stage) (void)cudaFreeHost(g->stage);
@@ -126,17 +125,6 @@ static rk_status be_context_init(rk_context *ctx) {
     /* RK_CUDA_DEC_NT=128/256 forces the decode's block size where a kernel of that size exists */
     const char *nt = getenv("RK_CUDA_DEC_NT");
     g->dec_nt = nt ? atoi(nt) : 0;
-    /* tuning (v9): RK_CUDA_L2_HEAD=n / RK_CUDA_L2_DIST=n prefetch a warp's first n tiles into L2
-     * before the prologue / the tile n ahead in the loop; RK_CUDA_QASYNC=0/1 stages R by
-     * cp.async; RK_CUDA_QCHUNK=floats of R per prologue pass; RK_CUDA_SPLIT_WAVES=n */
-    const char *e;
-    g->l2_head = (e = getenv("RK_CUDA_L2_HEAD")) ? atoi(e) : -1;
-    g->l2_dist = (e = getenv("RK_CUDA_L2_DIST")) ? atoi(e) : -1;
-    g->qasync = (e = getenv("RK_CUDA_QASYNC")) && (e[0] == '0' || e[0] == '1') ? e[0] - '0' : -1;
-    g->qchunk = (e = getenv("RK_CUDA_QCHUNK")) ? atoi(e) : 0;
-    g->split_waves = (e = getenv("RK_CUDA_SPLIT_WAVES")) ? atoi(e) : 0;
-    /* RK_CUDA_QPROJ=0/1 forces the q·R pre-kernel off / on (default: the host rule) */
-    g->qproj = (e = getenv("RK_CUDA_QPROJ")) && (e[0] == '0' || e[0] == '1') ? e[0] - '0' : -1;
 #if RK_TRACE
     const char *tr = getenv("RK_CUDA_DEC_TRACE");
     g->trace_at = tr ? atoi(tr) : 0;
@@ -592,16 +580,7 @@ static rk_status be_decode(rk_context *ctx, const rk_op_decode *op) {
 
     const int tile = g->warp_size / 2;
     int threads = RK_THREADS;
-    /* prologue staging of R: floats per pass (at least one row of R) */
-    int qchunk = g->qchunk > 0 ? g->qchunk : RK_QPROJ_CHUNK;
-    if (qchunk < p.r) qchunk = p.r;
-    if (rk_dec_smem_floats(gt, p.d, p.r, p.dv, 256 / g->warp_size, tile, 256, qchunk) * sizeof(float) > g->smem_per_block)
-        qchunk = RK_QPROJ_CHUNK;
-    p.qchunk = qchunk;
-    p.qasync = g->qasync == 1;
-    p.l2_head = g->l2_head > 0 ? g->l2_head : 0;
-    p.l2_dist = g->l2_dist > 0 ? g->l2_dist : 0;
-    size_t smem_max = rk_dec_smem_floats(gt, p.d, p.r, p.dv, RK_THREADS / g->warp_size, tile, RK_THREADS, qchunk) * sizeof(float);
+    size_t smem_max = rk_dec_smem_floats(gt, p.d, p.r, p.dv, RK_THREADS / g->warp_size, tile, RK_THREADS) * sizeof(float);
     if (smem_max > g->smem_per_block)
         return rk_fail(ctx, RK_ERR_UNSUPPORTED, RK_BACKEND_NAME ": decode shapes need %zu bytes of "
                        "shared memory (d %d, dv %d, r %d)", smem_max, p.d, p.dv, p.r);
@@ -620,15 +599,14 @@ static rk_status be_decode(rk_context *ctx, const rk_op_decode *op) {
      * loses 1.5 us at T4096 there and gains < 2 % at T65536 (v8 run 2): the plain kernel.
      * RK_CUDA_DEC_NT=128/256 forces the size. */
     if (fn_wide && (g->dec_nt == 256 || (g->dec_nt == 0 && 8 * units <= g->sm_count))) {
-        const size_t sw = rk_dec_smem_floats(gt, p.d, p.r, p.dv, 256 / g->warp_size, tile, 256, qchunk) * sizeof(float);
+        const size_t sw = rk_dec_smem_floats(gt, p.d, p.r, p.dv, 256 / g->warp_size, tile, 256) * sizeof(float);
         if (sw <= g->smem_per_block) {
             fn = fn_wide;
             threads = 256;
             smem_max = sw;
         }
     }
-    if (S <= 0) S = rk_dec_choose_splits(units, rk_gpu_occupancy(g, (const void *)fn, smem_max, threads) * g->sm_count *
-                                                    (g->split_waves > 1 ? g->split_waves : 1),
+    if (S <= 0) S = rk_dec_choose_splits(units, rk_gpu_occupancy(g, (const void *)fn, smem_max, threads) * g->sm_count,
                                          op->max_seq_len);
     if (S > RK_DEC_MAX_SPLITS) S = RK_DEC_MAX_SPLITS;
     int split_len = (op->max_seq_len + S - 1) / S;
@@ -689,26 +667,6 @@ static rk_status be_decode(rk_context *ctx, const rk_op_decode *op) {
         g->trace_grid[4] = S > 1 ? op->B * op->Hq : 0;
     }
 #endif
-    /* q·R once per decode in rk_dec_qproj instead of in every block's prologue: 128-thread
-     * blocks with 8-head chunks (GT 8) and r >= 32, where the prologue's projection (512 FMAs a
-     * thread at r 64) took ~10 us of a B8 T4096 decode (v9 traces); not the 256-thread grids of
-     * batch 1-4, whose prologue overlaps the previous combine */
-    const int qpj_cols = (p.r + RK_QPJ_COLS - 1) / RK_QPJ_COLS;
-    const size_t qpj_smem = ((size_t)p.G * p.d + (size_t)(RK_THREADS / RK_QPJ_COLS) * 8 * RK_QPJ_COLS) * sizeof(float);
-    const bool qproj = p.sparse && p.r > 0 && op->k_span && qpj_smem <= g->smem_per_block &&
-                       (g->qproj == 1 || (g->qproj < 0 && threads == RK_THREADS && gt == 8 && p.r >= 32));
-    if (qproj) {
-        const size_t per = (size_t)op->B * op->Hq * ((size_t)p.r + 1);
-        st = rk_gpu_reserve(ctx, (void **)&g->qrbuf, &g->qrbuf_bytes, 2 * per * sizeof(float), 0);
-        if (st != RK_OK) return st;
-        /* two sets in turn: the previous decode may still read its set while this one is written */
-        g->qr_flip ^= 1;
-        p.qr_g = g->qrbuf + (size_t)g->qr_flip * per;
-        rk_dec_fn qf = dt == RK_F32 ? rk_dec_qproj<DT_F32> : dt == RK_F16 ? rk_dec_qproj<DT_F16> : rk_dec_qproj<DT_BF16>;
-        if ((st = rk_dec_launch(ctx, qf, dim3(op->B * op->Hkv * qpj_cols), RK_THREADS, qpj_smem, p,
-                                "decode projection kernel")) != RK_OK)
-            return st;
-    }
     if ((st = rk_dec_launch(ctx, fn, dim3(S, op->Hkv * p.hc, op->B), threads, smem, p, "decode kernel")) != RK_OK)
         return st;
     if (S > 1) {
