@@ -137,12 +137,12 @@ static void rk_ocl_decode_options(const rk_ocl_decode_shape *s, const rk_op_deco
 /* Splits: the caller's count, or enough work-groups to fill the device while keeping every
  * split at least min_split_tokens long. Returns the split count and sets the chunk length. */
 static int rk_ocl_choose_splits(const rk_ocl_ctx *oc, const rk_op_decode *op, int groups,
-                                int granule, int mma, int *chunk) {
+                                int granule, int per_cu, int *chunk) {
     const int T = op->max_seq_len;
     int ns = op->n_split;
     if (ns <= 0) {
         const rk_ocl_params *p = &oc->params;
-        long target = (long)oc->dev.compute_units * (mma ? p->groups_mma : p->groups_per_cu);
+        long target = (long)oc->dev.compute_units * per_cu;
         ns = (int)((target + groups - 1) / groups);
         ns = rk_min(ns, (T + p->min_split_tokens - 1) / p->min_split_tokens);
         ns = rk_min(ns, p->max_split);
@@ -165,9 +165,14 @@ static rk_status rk_ocl_decode_enqueue(rk_context *ctx, const rk_op_decode *op) 
     const int head_chunks = (shape.G + shape.GH - 1) / shape.GH;
     const int granule = shape.serial ? 16 : shape.warps ? shape.tile
                                                         : (shape.wg / shape.kcp_f) * shape.passes;
+    /* work-groups per CU to aim for: the tensor-core shape takes fewer, twice as many where its
+     * key rows load in two rounds (f32 rows of 128 channels: half the loads in flight per warp;
+     * bench/results/opencl/fifth) */
+    const rk_ocl_params *p = &oc->params;
+    const int per_cu = !shape.mma ? p->groups_per_cu : shape.kc_s > 16 ? 2 * p->groups_mma
+                                                                       : p->groups_mma;
     int chunk = 0;
-    const int ns = rk_ocl_choose_splits(oc, op, B * Hkv * head_chunks, granule, shape.mma,
-                                         &chunk);
+    const int ns = rk_ocl_choose_splits(oc, op, B * Hkv * head_chunks, granule, per_cu, &chunk);
 
     cl_kernel k_part, k_comb, k_qproj = NULL;
     /* q·R: the warp shape computes it once per KV head, other shapes a work-item per output */

@@ -20,9 +20,10 @@ static const rk_ocl_param_row rk_ocl_param_table[] = {
     /* GPUs want coalesced loads: 8 work-items per key row, 32 value work-items per row. NVIDIA
      * takes the warp shape instead (wg = 4 warps, 16-token warp tiles, tensor-core q·K and P·V;
      * inline PTX); wg=64,pref=1 is faster at G = 7 but slower at G = 4 (bench/results/opencl).
-     * The tensor-core shape (8-head groups, 16-bit) fills the device with 2 work-groups per CU,
-     * the others with 8, and no split is shorter than 256 tokens (bench/results/opencl/fourth:
-     * each the faster choice on its shapes).
+     * The tensor-core shape (8-head groups; 16-bit, or f32 through split TF32) fills the device
+     * with 2 work-groups per CU (4 where key rows load in two rounds), the others with 8, and no
+     * split is shorter than 256 tokens (bench/results/opencl/fourth and fifth: each the faster
+     * choice on its shapes).
      *  name        serial wg kcp passes vpre maxrreg warp tile mma pref gh groups minsplit maxsplit seqinl mgroups */
     {CL_DEVICE_TYPE_GPU, "NVIDIA", {"nvidia-gpu", 0, 128, 8, 1, 1, 0, 1, 16, 1, 0, 8, 8, 256, 1024, 16, 2}},
     {CL_DEVICE_TYPE_GPU, "Advanced Micro Devices", {"amd-gpu", 0, 256, 8, 1, 1, 0, 0, 16, 0, 0, 8, 8, 64, 1024, 16, 0}},
