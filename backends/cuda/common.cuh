@@ -71,12 +71,6 @@ typedef struct rk_gpu_ctx {
     /* pinned host staging of the prefill ops' transfers (pageable copies cost ~4x more) */
     void *stage;
     size_t stage_bytes;
-    /* small uploads (RK_UP_BYTES) bounce through two pinned buffers without a synchronization:
-     * up_ev[k] marks when buffer k's copy has run. async_up: RK_CUDA_ASYNC_UPLOAD=1 (tuning) */
-    void *up[2];
-    cudaEvent_t up_ev[2];
-    int up_next, async_up;
-    int mom_direct;          /* RK_CUDA_MOM_DIRECT=1 (tuning): moments download into the host arrays */
 } rk_gpu_ctx;
 
 static inline rk_gpu_ctx *rk_gpu(rk_context *ctx) { return (rk_gpu_ctx *)ctx->impl; }

@@ -86,10 +86,6 @@ static void be_context_free(rk_context *ctx) {
     (void)cudaFree(g->scratch);
     (void)cudaFree(g->mom);
     if (g->stage) (void)cudaFreeHost(g->stage);
-    for (int k = 0; k < 2; k++) {
-        if (g->up[k]) (void)cudaFreeHost(g->up[k]);
-        if (g->up_ev[k]) (void)cudaEventDestroy(g->up_ev[k]);
-    }
     if (g->stream) (void)cudaStreamDestroy(g->stream);
     (void)cudaGetLastError();
     free(g);
@@ -131,9 +127,6 @@ static rk_status be_context_init(rk_context *ctx) {
     if (g->trace_at > 0 && cudaMalloc((void **)&g->trace, (size_t)RK_TR_WORDS * 8) == cudaSuccess)
         (void)cudaMemset(g->trace, 0, (size_t)RK_TR_WORDS * 8);
 #endif
-    const char *au = getenv("RK_CUDA_ASYNC_UPLOAD"), *md = getenv("RK_CUDA_MOM_DIRECT");
-    g->async_up = au && au[0] == '1';
-    g->mom_direct = md && md[0] == '1';
 
     if (g->warp_size != 32 && g->warp_size != 64) {
         be_context_free(ctx);
@@ -166,47 +159,10 @@ static void be_buffer_free(rk_context *ctx, void *handle) {
     (void)cudaFree(handle);
 }
 
-/* Opt-in (RK_CUDA_ASYNC_UPLOAD=1): a small upload through a pinned bounce buffer, not waited
- * for: the caller may reuse src at once (it was copied), the stream orders the copy before later
- * work (rotatek.h: operations may be asynchronous until a synchronize or a download). 0: not
- * taken, the caller uploads synchronously. */
-#define RK_UP_BYTES (256u << 10)
-static int rk_gpu_upload_async(rk_gpu_ctx *g, void *dst, const void *src, size_t bytes) {
-    if (!g->async_up || bytes > RK_UP_BYTES) return 0;
-    const int k = g->up_next;
-    if (!g->up[k]) {
-        if (cudaEventCreateWithFlags(&g->up_ev[k], cudaEventDisableTiming) != cudaSuccess) {
-            g->up_ev[k] = NULL;
-            (void)cudaGetLastError();
-            return 0;
-        }
-        if (cudaMallocHost(&g->up[k], RK_UP_BYTES) != cudaSuccess) {
-            g->up[k] = NULL;
-            (void)cudaEventDestroy(g->up_ev[k]);
-            g->up_ev[k] = NULL;
-            (void)cudaGetLastError();
-            return 0;
-        }
-    } else if (cudaEventSynchronize(g->up_ev[k]) != cudaSuccess) { /* its previous copy */
-        (void)cudaGetLastError();
-        return 0;
-    }
-    memcpy(g->up[k], src, bytes);
-    if (cudaMemcpyAsync(dst, g->up[k], bytes, cudaMemcpyHostToDevice, g->stream) != cudaSuccess ||
-        cudaEventRecord(g->up_ev[k], g->stream) != cudaSuccess) {
-        (void)cudaGetLastError();
-        (void)cudaStreamSynchronize(g->stream); /* then the synchronous path */
-        return 0;
-    }
-    g->up_next = k ^ 1;
-    return 1;
-}
-
 static rk_status be_buffer_upload(rk_context *ctx, void *handle, size_t offset, const void *src,
                                   size_t bytes) {
     rk_status st = rk_gpu_enter(ctx);
     if (st != RK_OK) return st;
-    if (rk_gpu_upload_async(rk_gpu(ctx), (char *)handle + offset, src, bytes)) return RK_OK;
     cudaStream_t s = rk_gpu(ctx)->stream;
     st = rk_gpu_check(ctx, cudaMemcpyAsync((char *)handle + offset, src, bytes,
                                            cudaMemcpyHostToDevice, s), "upload");
@@ -286,19 +242,6 @@ static rk_status be_moments(rk_context *ctx, const rk_op_moments *op) {
     default: rk_launch_moments<DT_BF16>(k, n_dev, BH, chunk, pairs, part_s, part_m, mean, scatter, g->stream); break;
     }
     if ((st = rk_gpu_launched(ctx, "moments kernels")) != RK_OK) return st;
-    if (g->mom_direct) { /* tuning A/B: pageable downloads, no staging copy */
-        st = rk_gpu_check(ctx, cudaMemcpyAsync(op->mean, mean, mean_n * sizeof(double),
-                                               cudaMemcpyDeviceToHost, g->stream), "download mean");
-        if (st == RK_OK)
-            st = rk_gpu_check(ctx, cudaMemcpyAsync(op->scatter, scatter, sc_n * sizeof(double),
-                                                   cudaMemcpyDeviceToHost, g->stream), "download scatter");
-        if (st == RK_OK) st = rk_gpu_check(ctx, cudaStreamSynchronize(g->stream), "moments sync");
-        if (st == RK_OK) {
-            g->mom_scatter = mean_n;
-            if (op->device_id) *op->device_id = g->mom_id;
-        }
-        return st;
-    }
     /* mean and scatter are adjacent: one download through the pinned staging */
     const size_t out_bytes = (mean_n + sc_n) * sizeof(double);
     if ((st = rk_gpu_stage(ctx, out_bytes)) != RK_OK) return st;

@@ -26,9 +26,6 @@
 /* one-sided Jacobi: a sweep whose largest |cos| between two columns stays below this is the
  * last (quadratic convergence leaves ~1e-8 of the norms after it) */
 #define RK_FIT_JSTOP 1e-4
-/* RK_CUDA_FIT_VARIANT (A/B tuning) bit: C·V by 4×8 blocks, k split over two lanes (rk_fit_cv2),
- * else by 4×4 blocks (rk_fit_cv) */
-#define RK_FIT_V_CV2 4
 
 struct rk_fit_params {
     const double *S;        /* scatter of head k at S + s_index[k] * d * d */
@@ -39,11 +36,11 @@ struct rk_fit_params {
     double *R, *evals;
     int *status;            /* [n]: 0 fine, 1 Gram matrix not positive definite */
     long long *prof;        /* NULL, or RK_FIT_PROF clock64 checkpoints of head 0 (tuning) */
-    int n, d, r, p, iters, variant;
+    int n, d, r, p, iters;
 };
 
 /* Shared-memory carve-up (bytes), identical on host and device. C rows hold whole float4s and
- * V rows whole pairs of them (zero padded, rk_fit_cv2); W and G rows have an odd stride of
+ * V rows a multiple of 8 floats (zero padded); W and G rows have an odd stride of
  * doubles (conflict-free column walks). After the Rayleigh-Ritz product C's region holds R [d][r]
  * f64. */
 struct rk_fit_layout {
@@ -89,51 +86,6 @@ static __device__ void rk_fit_cv(const float *C, const float *V, double *W, int 
             for (int u = 0; u < 4; u++)
                 if (i0 + r < d && a0 + u < p) W[(size_t)(i0 + r) * L.ldw + a0 + u] = acc[r][u];
     }
-}
-
-/* W = C·V as rk_fit_cv, by 4×8 output blocks: a pair of adjacent lanes owns a block and splits
- * k in halves (one float4 of C and two of V feed 32 FMAs), then the lanes add their partial sums
- * by one shuffle each and write two rows each. Twice the threads of rk_fit_cv's 4×4 blocks on a
- * half-length chain. The block loop is uniform over the warp (the shuffles need all lanes). */
-static __device__ void rk_fit_cv2(const float *C, const float *V, double *W, int d, int p,
-                                  const rk_fit_layout &L) {
-    const int ng = L.ldv / 8, items = (d + 3) / 4 * ng, half = threadIdx.x & 1;
-    const int kh = (d + 1) / 2, k0 = half ? kh : 0, k1 = half ? d : kh;
-    for (int base = 0; base < items; base += RK_FIT_THREADS / 2) {
-        const int e = base + (int)(threadIdx.x >> 1), ec = e < items ? e : items - 1;
-        const int i0 = (ec / ng) * 4, a0 = (ec % ng) * 8;
-        const float4 *cp = (const float4 *)(C + i0), *vp = (const float4 *)(V + a0);
-        float acc[4][8] = {};
-#pragma unroll 4
-        for (int k = k0; k < k1; k++) {
-            const float4 c = cp[(size_t)k * (L.ldc / 4)];
-            const float4 v0 = vp[(size_t)k * (L.ldv / 4)], v1 = vp[(size_t)k * (L.ldv / 4) + 1];
-            const float cr[4] = {c.x, c.y, c.z, c.w};
-            const float vr[8] = {v0.x, v0.y, v0.z, v0.w, v1.x, v1.y, v1.z, v1.w};
-#pragma unroll
-            for (int r = 0; r < 4; r++)
-#pragma unroll
-                for (int u = 0; u < 8; u++) acc[r][u] = fmaf(cr[r], vr[u], acc[r][u]);
-        }
-#pragma unroll
-        for (int r = 0; r < 4; r++)
-#pragma unroll
-            for (int u = 0; u < 8; u++) acc[r][u] += __shfl_xor_sync(0xffffffffu, acc[r][u], 1);
-        if (e >= items) continue;
-#pragma unroll
-        for (int r = 0; r < 4; r++) {
-            if ((r >> 1) != half || i0 + r >= d) continue;
-#pragma unroll
-            for (int u = 0; u < 8; u++)
-                if (a0 + u < p) W[(size_t)(i0 + r) * L.ldw + a0 + u] = acc[r][u];
-        }
-    }
-}
-
-static __device__ inline void rk_fit_product(const float *C, const float *V, double *W, int d, int p,
-                                             const rk_fit_layout &L, bool cv2) {
-    if (cv2) rk_fit_cv2(C, V, W, d, p, L);
-    else rk_fit_cv(C, V, W, d, p, L);
 }
 
 /* G = Xᵀ Y over d rows in BS×BS blocks of G, SPLIT adjacent lanes per block taking interleaved
@@ -393,7 +345,6 @@ __global__ void __launch_bounds__(RK_FIT_THREADS) rk_fit_kernel(const rk_fit_par
     __shared__ int fail, jac_more[RK_FIT_SWEEPS];
     if (tid == 0) fail = 0;
     if (tid < RK_FIT_SWEEPS) jac_more[tid] = 0;
-    const bool cv2 = q.variant & RK_FIT_V_CV2;
     long long t_start = clock64(), t_cload = 0, t_loaded = 0, t_first = 0, t_iters = 0, t_h = 0;
     long long t_jac = 0, t_order = 0;
     long long t_it2[5] = {0, 0, 0, 0, 0}; /* first pass: start, C·V, Gram, elimination, product done */
@@ -438,11 +389,11 @@ __global__ void __launch_bounds__(RK_FIT_THREADS) rk_fit_kernel(const rk_fit_par
         const int steps = q.iters - it >= 1 ? 2 : 1;
         const bool first = it == 1;
         if (first) t_it2[0] = clock64();
-        rk_fit_product(C, V, W, d, p, L, cv2);
+        rk_fit_cv(C, V, W, d, p, L);
         __syncthreads();
         if (steps == 2) {
             rk_fit_store_v(W, V, d, p, L);
-            rk_fit_product(C, V, W, d, p, L, cv2);
+            rk_fit_cv(C, V, W, d, p, L);
             __syncthreads();
         }
         if (first) t_it2[1] = clock64();
@@ -459,7 +410,7 @@ __global__ void __launch_bounds__(RK_FIT_THREADS) rk_fit_kernel(const rk_fit_par
     }
 
     /* Rayleigh-Ritz: H = Vᵀ (C V) in G, symmetrized; its eigenpairs by one-sided Jacobi */
-    rk_fit_product(C, V, W, d, p, L, cv2);
+    rk_fit_cv(C, V, W, d, p, L);
     __syncthreads();
     rk_fit_cross<float, true, 2, 2>(V, L.ldv, W, L.ldw, G, L.ldw, d, p);
     __syncthreads();
@@ -546,7 +497,7 @@ __global__ void __launch_bounds__(RK_FIT_THREADS) rk_fit_kernel(const rk_fit_par
                                           t_h - t_iters, t_jac - t_h, t_end - t_jac, sweeps_done,
                                           t_it2[1] - t_it2[0], t_it2[2] - t_it2[1], t_it2[3] - t_it2[2],
                                           t_it2[4] - t_it2[3], t_cload - t_start, t_order - t_jac,
-                                          q.variant, 0};
+                                          0, 0};
         for (int k = 0; k < RK_FIT_PROF; k++) q.prof[k] = v[k];
     }
 }
@@ -576,12 +527,9 @@ static rk_status rk_gpu_rotation_fit(rk_context *ctx, const rk_op_rotation_fit *
         return rk_fail(ctx, RK_ERR_UNSUPPORTED, RK_BACKEND_NAME ": no device fit for d %d, width %d"
                        " (%zu bytes of shared memory)", d, p, L.bytes);
     const int profile = getenv("RK_CUDA_FIT_PROFILE") != NULL; /* tuning: phase cycles to stderr */
-    const char *ve = getenv("RK_CUDA_FIT_VARIANT");                 /* tuning: A/B of the phases */
-    const int variant = ve ? atoi(ve) : 0;
     double h0 = profile ? rk_fit_now() : 0.0, h1 = 0.0, h2 = 0.0, h3 = 0.0;
     /* the moments op left S on the device (in place) unless another one ran since */
-    const int s_on_dev = op->moments_id != 0 && op->moments_id == g->mom_id &&
-                         !getenv("RK_CUDA_FIT_UPLOAD"); /* tuning: A/B of the upload */
+    const int s_on_dev = op->moments_id != 0 && op->moments_id == g->mom_id;
     const size_t dd = (size_t)d * d, c_n = s_on_dev ? 0 : (size_t)n * dd, r_n = (size_t)n * d * r;
     /* device and staging: seeds | s_index | scale | add | w | S (unless on the device), one
      * upload; R | evals | status, one download; then the profile */
@@ -614,7 +562,7 @@ static rk_status rk_gpu_rotation_fit(rk_context *ctx, const rk_op_rotation_fit *
     if (st != RK_OK) return st;
     const double *S_dev = s_on_dev ? (const double *)g->mom + g->mom_scatter : S;
     rk_fit_params q = {S_dev, s_index, w, scale, add, seeds, R, ev, status, profile ? prof : NULL,
-                       n, d, r, p, op->iters, variant};
+                       n, d, r, p, op->iters};
     cudaEvent_t e0 = NULL, e1 = NULL;
     if (profile && cudaEventCreate(&e0) == cudaSuccess && cudaEventCreate(&e1) == cudaSuccess)
         (void)cudaEventRecord(e0, g->stream);
@@ -639,10 +587,10 @@ static rk_status rk_gpu_rotation_fit(rk_context *ctx, const rk_op_rotation_fit *
         if (e1) (void)cudaEventDestroy(e1);
         const double h4 = rk_fit_now();
         if (cudaMemcpy(v, prof, sizeof v, cudaMemcpyDeviceToHost) == cudaSuccess)
-            fprintf(stderr, "rk_fit cycles (variant %lld): load %lld (C %lld), first pass (2 products + "
+            fprintf(stderr, "rk_fit cycles: load %lld (C %lld), first pass (2 products + "
                     "orth) %lld, the other %d products + orth %lld, RR product %lld, Jacobi %lld (%lld "
                     "sweeps), R %lld (order %lld); first pass: 2 C.V %lld, Gram %lld, elimination "
-                    "%lld, product %lld\n", v[14], v[1], v[12], v[2], op->iters - 2, v[3], v[4], v[5],
+                    "%lld, product %lld\n", v[1], v[12], v[2], op->iters - 2, v[3], v[4], v[5],
                     v[7], v[6], v[13], v[8], v[9], v[10], v[11]);
         fprintf(stderr, "rk_fit host us: stage %.1f, enqueue %.1f, wait %.1f, copy out %.1f; kernel "
                 "%.1f us (events); S %s\n", (h1 - h0) * 1e6, (h2 - h1) * 1e6, (h3 - h2) * 1e6,

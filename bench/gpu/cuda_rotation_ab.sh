@@ -2,10 +2,8 @@
 # The rotation step's A/B on the GPU machine, one call (~3 minutes): correctness of the staged
 # build (cuda_check, rk-conformance, compute-sanitizer on cuda_check --quick), the rotation
 # bench of a base build against it (alternating, twice), the fit kernel's per-phase cycles of
-# both (RK_CUDA_FIT_PROFILE=1), the host breakdown (RK_ROTATION_PROFILE=1), and the opt-in
-# switches: RK_CUDA_FIT_VARIANT=4 (split-k C·V), RK_CUDA_FIT_UPLOAD=1 (S uploaded, not read
-# where the moments op left it), RK_CUDA_ASYNC_UPLOAD=1, RK_CUDA_MOM_DIRECT=1 (the last two
-# also through cuda_check, rk-conformance and memcheck).
+# both (RK_CUDA_FIT_PROFILE=1) and the host breakdown (RK_ROTATION_PROFILE=1). (The f8 opt-in
+# switches it also ran were removed after that A/B: backends/cuda/NOTES.md, f8.)
 #   bench/gpu/cuda_rotation_ab.sh STAGE [BASE_BENCH]
 # STAGE: a cuda_run.sh stage (bin/cuda_check, bin/cuda_rotation_bench, bin/rk-conformance, lib/;
 # vectors/ or the tree's tests/vectors); BASE_BENCH: cuda_rotation_bench of the base, or its .xz.
@@ -49,20 +47,4 @@ for tool in memcheck racecheck synccheck initcheck; do
         grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|checks passed|FAIL|========= [A-Z]' | head -20
     echo "exit ${PIPESTATUS[0]}"
 done | tee "$out/sanitizer.txt"
-echo "=== switches $(date +%T)"
-export RK_CUDA_FIT_VARIANT=4
-tag=rotation_cv2; rot $B/cuda_rotation_bench --backend cuda
-tag=cv2; prof $B/cuda_rotation_bench --backend cuda
-$T $B/cuda_check --backend cuda --quick 2>&1 | grep -E "FAIL|checks passed|subspace fit" | tee "$out/check_cv2.txt"
-timeout 120 "$cs" --tool racecheck --error-exitcode 9 $B/cuda_check --backend cuda --quick 2>&1 |
-    grep -E 'RACECHECK SUMMARY|checks passed|FAIL' | tee "$out/sanitizer_cv2.txt"
-unset RK_CUDA_FIT_VARIANT
-for sw in RK_CUDA_FIT_UPLOAD=1 RK_CUDA_ASYNC_UPLOAD=1 RK_CUDA_MOM_DIRECT=1 "RK_CUDA_ASYNC_UPLOAD=1 RK_CUDA_MOM_DIRECT=1"; do
-    (export $sw; tag=rotation_$(echo "$sw" | tr ' =' '__'); rot $B/cuda_rotation_bench --backend cuda)
-done
-export RK_CUDA_ASYNC_UPLOAD=1 RK_CUDA_MOM_DIRECT=1
-RK_ROTATION_PROFILE=1 $T $B/cuda_rotation_bench --backend cuda --reps 8 2>&1 | grep -E "^rk_rotation" | tail -6 | tee "$out/host_profile_async.txt"
-$T $B/cuda_check --backend cuda >"$out/check_async.txt" 2>&1; echo "cuda_check (async) exit $?"; grep -E "FAIL|checks passed" "$out/check_async.txt"
-$T $B/rk-conformance --backend cuda --vectors "$vec" >"$out/conformance_async.txt" 2>&1; echo "rk-conformance (async) exit $?"; tail -1 "$out/conformance_async.txt"
-timeout 120 "$cs" --tool memcheck --error-exitcode 9 $B/cuda_check --backend cuda --quick 2>&1 | grep -E 'ERROR SUMMARY|checks passed|FAIL' | tee "$out/sanitizer_async.txt"
 echo "=== done $(date +%T)"
