@@ -33,7 +33,7 @@ typedef struct rk_ocl_params {
     int seq_inline;        /* decode: batches up to this size (<= RK_OCL_SEQ_INLINE) pass their
                             * sequence table by value instead of uploading it */
     int groups_mma;        /* split policy: groups_per_cu for the tensor-core warp shape (0: same) */
-} rk_ocl_params; /* field order = the table's columns in ocl_params.c */
+} rk_ocl_params;
 
 typedef struct rk_ocl_device_info {
     cl_platform_id platform;

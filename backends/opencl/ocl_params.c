@@ -23,17 +23,43 @@ static const rk_ocl_param_row rk_ocl_param_table[] = {
      * The tensor-core shape (8-head groups; 16-bit, or f32 through split TF32) fills the device
      * with 2 work-groups per CU (4 where key rows load in two rounds), the others with 8, and no
      * split is shorter than 256 tokens (bench/results/opencl/fourth and fifth: each the faster
-     * choice on its shapes).
-     *  name        serial wg kcp passes vpre maxrreg warp tile mma pref gh groups minsplit maxsplit seqinl mgroups */
-    {CL_DEVICE_TYPE_GPU, "NVIDIA", {"nvidia-gpu", 0, 128, 8, 1, 1, 0, 1, 16, 1, 0, 8, 8, 256, 1024, 16, 2}},
-    {CL_DEVICE_TYPE_GPU, "Advanced Micro Devices", {"amd-gpu", 0, 256, 8, 1, 1, 0, 0, 16, 0, 0, 8, 8, 64, 1024, 16, 0}},
-    {CL_DEVICE_TYPE_GPU, "Intel", {"intel-gpu", 0, 128, 8, 1, 1, 0, 0, 16, 0, 0, 8, 8, 64, 512, 16, 0}},
-    {CL_DEVICE_TYPE_GPU, NULL, {"gpu", 0, 128, 8, 1, 1, 0, 0, 16, 0, 0, 8, 4, 64, 512, 16, 0}},
-    {CL_DEVICE_TYPE_ACCELERATOR, NULL, {"accelerator", 0, 128, 8, 1, 1, 0, 0, 16, 0, 0, 8, 4, 64, 512, 16, 0}},
+     * choice on its shapes). */
+    {CL_DEVICE_TYPE_GPU, "NVIDIA",
+      {.entry = "nvidia-gpu", .serial = 0, .wg = 128, .kcp = 8, .passes = 1, .vprefetch = 1,
+       .maxrreg = 0, .warp = 1, .tile = 16, .mma = 1, .prefetch = 0, .gh_max = 8,
+       .groups_per_cu = 8, .min_split_tokens = 256, .max_split = 1024, .seq_inline = 16,
+       .groups_mma = 2}},
+    {CL_DEVICE_TYPE_GPU, "Advanced Micro Devices",
+      {.entry = "amd-gpu", .serial = 0, .wg = 256, .kcp = 8, .passes = 1, .vprefetch = 1,
+       .maxrreg = 0, .warp = 0, .tile = 16, .mma = 0, .prefetch = 0, .gh_max = 8,
+       .groups_per_cu = 8, .min_split_tokens = 64, .max_split = 1024, .seq_inline = 16,
+       .groups_mma = 0}},
+    {CL_DEVICE_TYPE_GPU, "Intel",
+      {.entry = "intel-gpu", .serial = 0, .wg = 128, .kcp = 8, .passes = 1, .vprefetch = 1,
+       .maxrreg = 0, .warp = 0, .tile = 16, .mma = 0, .prefetch = 0, .gh_max = 8,
+       .groups_per_cu = 8, .min_split_tokens = 64, .max_split = 512, .seq_inline = 16,
+       .groups_mma = 0}},
+    {CL_DEVICE_TYPE_GPU, NULL,
+      {.entry = "gpu", .serial = 0, .wg = 128, .kcp = 8, .passes = 1, .vprefetch = 1,
+       .maxrreg = 0, .warp = 0, .tile = 16, .mma = 0, .prefetch = 0, .gh_max = 8,
+       .groups_per_cu = 4, .min_split_tokens = 64, .max_split = 512, .seq_inline = 16,
+       .groups_mma = 0}},
+    {CL_DEVICE_TYPE_ACCELERATOR, NULL,
+      {.entry = "accelerator", .serial = 0, .wg = 128, .kcp = 8, .passes = 1, .vprefetch = 1,
+       .maxrreg = 0, .warp = 0, .tile = 16, .mma = 0, .prefetch = 0, .gh_max = 8,
+       .groups_per_cu = 4, .min_split_tokens = 64, .max_split = 512, .seq_inline = 16,
+       .groups_mma = 0}},
     /* CPUs (PoCL, Intel's CPU runtime) want one contiguous chunk per work-item: a few chunks
      * per core for balance, each long enough to stream. */
-    {CL_DEVICE_TYPE_CPU, NULL, {"cpu", 1, 1, 1, 1, 1, 0, 0, 16, 0, 0, 16, 4, 512, 256, 16, 0}},
-    {CL_DEVICE_TYPE_ALL, NULL, {"default", 0, 64, 4, 1, 1, 0, 0, 16, 0, 0, 8, 4, 64, 256, 16, 0}},
+    {CL_DEVICE_TYPE_CPU, NULL,
+      {.entry = "cpu", .serial = 1, .wg = 1, .kcp = 1, .passes = 1, .vprefetch = 1, .maxrreg = 0,
+       .warp = 0, .tile = 16, .mma = 0, .prefetch = 0, .gh_max = 16, .groups_per_cu = 4,
+       .min_split_tokens = 512, .max_split = 256, .seq_inline = 16, .groups_mma = 0}},
+    {CL_DEVICE_TYPE_ALL, NULL,
+      {.entry = "default", .serial = 0, .wg = 64, .kcp = 4, .passes = 1, .vprefetch = 1,
+       .maxrreg = 0, .warp = 0, .tile = 16, .mma = 0, .prefetch = 0, .gh_max = 8,
+       .groups_per_cu = 4, .min_split_tokens = 64, .max_split = 256, .seq_inline = 16,
+       .groups_mma = 0}},
 };
 
 static int rk_ocl_row_matches(const rk_ocl_param_row *row, const rk_ocl_device_info *dev) {
