@@ -535,7 +535,11 @@ static rk_status be_decode(rk_context *ctx, const rk_op_decode *op) {
      * batch 1 and 8 gain 3-7 %, the 64-byte rows lose 1-5 %
      * (bench/results/cuda/v7/grid/prefetch_sparse_ab.txt); since v9 at any grid size: with the
      * v8 kernels batch 32 gains too (28/4 B32 T4096 r64 91.4 -> 87.4 us, bench/results/cuda/v9) */
-    const bool pf_sparse = hot_w * (int)esz >= 128;
+    /* v10: 64-byte K rows (r 32 at 16 bits) too: with the v8 kernels the prefetch variant wins
+     * there as well (28/4 B32 T4096 r32 76.6 -> 74.4 us, B8 T16384 73.5 -> 70.4, B8 T65536 and
+     * B32 T16384/T65536 -1 %; bench/results/cuda/v10) */
+    const int krow = hot_w * (int)esz;
+    const bool pf_sparse = krow >= 64;
     if (fn_pf && (g->prefetch == 1 || (g->prefetch < 0 && (!op->sparse || pf_sparse)))) fn = fn_pf;
     /* 256-thread blocks (one per SM) on grids of at most sm_count / 8 (sequence, KV head) units
      * (28/4 at batch 1..4): the same block count as 128-thread ones there (one wave), half the
@@ -544,8 +548,9 @@ static rk_status be_decode(rk_context *ctx, const rk_op_decode *op) {
      * v9: also sparse decodes with 128-byte K rows on grids of at most sm_count / 4 units and
      * short sequences (28/4 batch 8, r 64, <= 8192 tokens): 4 splits of 8 warps instead of 8
      * prefetch-variant splits of 4 (B8 T4096 r64 33.9 -> 32.0 us, bench/results/cuda/v9).
+     * v10: 64-byte K rows too (28/4 B8 T4096 r32 30.0 -> 26.9 us, bench/results/cuda/v10).
      * RK_CUDA_DEC_NT=128/256 forces the size. */
-    const bool wide_mid = op->sparse && hot_w * (int)esz >= 128 && 4 * units <= g->sm_count &&
+    const bool wide_mid = op->sparse && krow >= 64 && 4 * units <= g->sm_count &&
                           op->max_seq_len <= 8192;
     if (fn_wide && (g->dec_nt == 256 || (g->dec_nt == 0 && (8 * units <= g->sm_count || wide_mid)))) {
         const size_t sw = rk_dec_smem_floats(gt, p.d, p.r, p.dv, 256 / g->warp_size, tile, 256) * sizeof(float);
