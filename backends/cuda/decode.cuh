@@ -153,7 +153,10 @@ static __device__ __forceinline__ void rk_mma_hilo(float *c, const unsigned *a, 
 
 #define RK_DEC_INLINE_SEQS 64 /* sequence table passed in the kernel parameters up to this B */
 #define RK_DEC_MAX_SPLITS 256
-#define RK_QPROJ_CHUNK 4096 /* floats of R staged per pass of the prologue's projection */
+/* floats of R staged per thread and pass of the prologue's projection: 4096 at 128 threads,
+ * 8192 at 256, so r 64 (d 128) takes one pass there (B1 T4096 r 64 13.5 -> 13.0 us,
+ * bench/results/cuda/v10/qchunk); a per-thread constant keeps the register preload the same */
+#define RK_QPROJ_PER_THREAD 32
 #define RK_QPROJ_OUT 16     /* q·R outputs per thread: gt · r <= 16 · 128 */
 
 struct rk_dec_seq {
@@ -186,15 +189,16 @@ struct rk_dec_smem {
     float *q, *qr, *bias, *logit, *p, *alpha, *m, *l, *acc, *stage;
 };
 
-static __host__ __device__ inline int rk_dec_stage_rows(int d, int r) {
-    return d < RK_QPROJ_CHUNK / r ? d : RK_QPROJ_CHUNK / r;
+static __host__ __device__ inline int rk_dec_stage_rows(int d, int r, int nt) {
+    const int chunk = RK_QPROJ_PER_THREAD * nt;
+    return d < chunk / r ? d : chunk / r;
 }
 
 /* R chunk, δμ, then the projection's per-slice partial sums [slices][gt][r] */
 static __host__ __device__ inline size_t rk_dec_stage_floats(int gt, int d, int r, int nt) {
     if (r <= 0) return 0;
     const int ns = r < nt ? nt / r : 1;
-    return (size_t)rk_dec_stage_rows(d, r) * r + d + (size_t)ns * gt * r;
+    return (size_t)rk_dec_stage_rows(d, r, nt) * r + d + (size_t)ns * gt * r;
 }
 
 /* q, q·R and bias; rounded to 16 bytes so the stage after it takes 16-byte stores */
@@ -320,7 +324,7 @@ template <int DT, int GT, int NT>
 static __device__ __forceinline__ bool rk_dec_prologue_loads(const rk_dec_params &p, const rk_dec_smem &sm,
                                                             int b, int h0, int nh, const float *R,
                                                             const float *dmu, int n_stage, float *sdmu) {
-    constexpr int ESZ = rk_dt<DT>::size, VE = 16 / ESZ, RU = (RK_QPROJ_CHUNK / 4 + NT - 1) / NT;
+    constexpr int ESZ = rk_dt<DT>::size, VE = 16 / ESZ, RU = RK_QPROJ_PER_THREAD / 4;
     const int tid = threadIdx.x, d = p.d, cph = d / VE;
     if (!(p.q_vec && GT * cph <= NT && d <= NT && n_stage % 4 == 0 && n_stage / 4 <= RU * NT &&
           ((size_t)R & 15) == 0))
@@ -345,7 +349,7 @@ static __device__ __forceinline__ bool rk_dec_prologue_loads(const rk_dec_params
 }
 
 /* q of the block's heads into shared memory (scaled; zero rows past the group), and for sparse
- * decode their q·R and q·δμ. R is staged through shared memory RK_QPROJ_CHUNK floats at a time;
+ * decode their q·R and q·δμ. R is staged through shared memory RK_QPROJ_PER_THREAD · NT floats at a time;
  * the first chunk's loads, δμ's and q's are in flight together, so a block pays about one L2
  * round trip for the projection (R stays in L2 after a head's first block). Computing it here
  * instead of in a projection pass saves a launch. Thread t owns column j = t % r of a slice of
@@ -363,7 +367,7 @@ static __device__ void rk_dec_prologue(const rk_dec_params &p, const rk_dec_smem
     }
     const size_t bg = (size_t)b * p.Hkv + g;
     const float *R = p.R + bg * d * r, *dmu = p.dmu + bg * d;
-    const int rows = rk_dec_stage_rows(d, r);
+    const int rows = rk_dec_stage_rows(d, r, NT);
     const int ns = r < NT ? NT / r : 1; /* row slices */
     float *sdmu = sm.stage + rows * r, *red = sdmu + d;  /* red [ns][GT][r] */
     if (!rk_dec_prologue_loads<DT, GT, NT>(p, sm, b, h0, nh, R, dmu, rows * r, sdmu)) {
