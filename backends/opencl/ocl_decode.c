@@ -76,6 +76,7 @@ static int rk_ocl_choose_warp_shape(const rk_ocl_ctx *oc, const rk_op_decode *op
     s->prefetch = p->prefetch;
     s->mma = p->mma && s->gp == 8 && s->vc == (op->q->dtype == RK_F32 ? 32 : 16) && p->tile >= 16;
     if (s->mma) s->tile = 16;
+    if (s->mma && op->q->dtype == RK_F32) s->prefetch = 0; /* the TF32 path has no prefetch variant */
     /* local memory (mirrors rk_decode.cl): q, q·R, biases, then the warps' partials */
     const size_t q_floats = (size_t)s->gp * (op->d + (op->r > 0 ? op->r : 0) + 2);
     while (s->wg > 32 && (q_floats + (size_t)(s->wg / 32) * s->gp * (op->dv + 2)) * sizeof(float) >

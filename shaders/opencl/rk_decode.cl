@@ -461,6 +461,8 @@ inline void rk_warp_segment(global const rk_elem *kh, long kst, int shift, globa
                 #pragma unroll
                 for (int h = 0; h < 2; h++) {
                     const int ch = mq + 4 * (i0 + i);
+                    /* q's B fragments are read and split again every tile: held for the
+                     * segment they would take 64 registers at d 128 (occupancy) */
                     if (i0 + i < NCH) {
                         const float2 bq = ch < KC ? vload2(0, qw + (mg * KC + ch) * 4 + 2 * h) : (float2)(0.0f);
                         rk_mma3(c, rk_word(kb[2 * i], 2 * h), rk_word(kb[2 * i + 1], 2 * h),
